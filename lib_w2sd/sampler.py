@@ -1,0 +1,242 @@
+"""wrap_sampler(): run any k-diffusion-style sampler with W2SD reflections on chosen steps.
+
+The sampler is not rewritten. The schedule is cut into runs that each start at a reflected
+step (see schedule.segments); before such a run the latent is reflected, then the sampler
+itself takes the run's steps. So every sampler of the convention works, including ones this
+module has never seen (A1111's Restart sampler), and the normal steps are exactly the
+sampler's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import InvalidOption, UnsupportedSampler
+from .reflection import WEAK_SIGMAS, Denoiser, reflect
+from .schedule import reflected_steps, segments
+
+
+@dataclass
+class W2SDReport:
+    """What the last run of a wrapped sampler did."""
+
+    reflected_steps: List[int] = field(default_factory=list)
+    strong_calls: int = 0  # extra strong calls made by reflections (and gap probes)
+    weak_calls: int = 0
+    gaps: List[Tuple[int, float]] = field(default_factory=list)  # (step, RMS(D_s - D_w) / sigma)
+
+    @property
+    def gap(self) -> Optional[float]:
+        """Mean weak-to-strong difference over the probed steps; None when nothing was probed."""
+        return sum(g for _, g in self.gaps) / len(self.gaps) if self.gaps else None
+
+
+class _SigmasSchedule:
+    """k-diffusion's usual convention: f(model, x, sigmas, ...); a run is a slice of sigmas."""
+
+    def __init__(self, arguments: dict):
+        self.sigmas = arguments["sigmas"]
+
+    def run_arguments(self, start: int, end: int) -> dict:
+        return {"sigmas": self.sigmas[start : end + 1]}
+
+
+class _DpmFastSchedule:
+    """sample_dpm_fast(model, x, sigma_min, sigma_max, n): the fixed grid DPM-Solver-Fast
+    builds for itself (k-diffusion's DPMSolver.dpm_solver_fast), so runs can be expressed
+    as the same function on a sub-range with the matching number of evaluations."""
+
+    def __init__(self, arguments: dict):
+        nfe = int(arguments["n"])
+        t_start = -math.log(float(arguments["sigma_max"]))
+        t_end = -math.log(float(arguments["sigma_min"]))
+        m = nfe // 3 + 1
+        self.orders = [3] * (m - 2) + [2, 1] if nfe % 3 == 0 else [3] * (m - 1) + [nfe % 3]
+        self.sigmas = torch.linspace(t_start, t_end, m + 1, dtype=torch.float64).neg().exp()
+
+    def run_arguments(self, start: int, end: int) -> dict:
+        # A run of third-order steps ends with a second-order one: the only way DPM-Solver-Fast
+        # can take exactly end - start steps over the sub-range.
+        nfe = sum(self.orders[start:end]) - (self.orders[end - 1] == 3)
+        return {"sigma_max": float(self.sigmas[start]), "sigma_min": float(self.sigmas[end]), "n": nfe}
+
+
+def _schedule_kind(signature: inspect.Signature, name: str):
+    params = signature.parameters
+    if "sigmas" in params:
+        return _SigmasSchedule
+    if {"sigma_min", "sigma_max", "n"} <= set(params):
+        return _DpmFastSchedule
+    raise UnsupportedSampler(
+        f"W2SD cannot reflect the sampler '{name}': it has no fixed schedule of steps "
+        "(it takes neither 'sigmas' nor 'sigma_min', 'sigma_max' and 'n'; DPM adaptive chooses "
+        "its steps as it goes). Use a sampler with a fixed schedule, such as Euler or DPM++ 2M."
+    )
+
+
+def _builds_brownian_noise(sampler: Callable):
+    """The Brownian-tree noise sampler class `sampler` builds for itself when given none, or None.
+
+    SDE samplers build it from the sigmas of their own call; on a sub-range of the schedule that
+    would be a different noise path (and warn when queried outside it), so the wrapper builds
+    one for the whole schedule instead."""
+    code = getattr(inspect.unwrap(sampler), "__code__", None)
+    if code is None or "BrownianTreeNoiseSampler" not in code.co_names:
+        return None
+    return inspect.unwrap(sampler).__globals__.get("BrownianTreeNoiseSampler")
+
+
+def _check_options(weak, strong, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes):
+    def fail(option, allowed, value):
+        raise InvalidOption(f"W2SD option '{option}' must be {allowed}; got {value!r}")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not callable(weak):
+        fail("weak", "a denoiser callable D(x, sigma, **extra_args)", weak)
+    if strong is not None and not callable(strong):
+        fail("strong", "None or a denoiser callable", strong)
+    if reflect_steps is not None and not (is_int(reflect_steps) and reflect_steps >= 0):
+        fail("reflect_steps", "None or an integer >= 0", reflect_steps)
+    if sigma_window is not None:
+        ok = isinstance(sigma_window, (tuple, list)) and len(sigma_window) == 2
+        if not ok or not 0 <= float(sigma_window[0]) <= float(sigma_window[1]):
+            fail("sigma_window", "None or a pair (lo, hi) with 0 <= lo <= hi", sigma_window)
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and strength >= 0):
+        fail("strength", "a finite number >= 0", strength)
+    if not (is_int(reflections) and reflections >= 1):
+        fail("reflections", "an integer >= 1", reflections)
+    if weak_sigma not in WEAK_SIGMAS:
+        fail("weak_sigma", f"one of {', '.join(WEAK_SIGMAS)}", weak_sigma)
+    if not (is_int(gap_probes) and gap_probes >= 0):
+        fail("gap_probes", "an integer >= 0", gap_probes)
+
+
+def _probed(steps: Sequence[int], probes: int) -> set:
+    """`probes` of the reflected steps, spread evenly (the middle one when probes == 1)."""
+    if not steps or probes <= 0:
+        return set()
+    k = min(probes, len(steps))
+    return {steps[int((j + 0.5) * len(steps) / k)] for j in range(k)}
+
+
+def wrap_sampler(
+    sampler: Callable,
+    weak: Denoiser,
+    *,
+    strong: Optional[Denoiser] = None,
+    reflect_steps: Optional[int] = None,
+    sigma_window: Optional[Tuple[float, float]] = None,
+    strength: float = 1.0,
+    reflections: int = 1,
+    weak_sigma: str = "next",
+    gap_probes: int = 0,
+) -> Callable:
+    """Return `sampler` with a W2SD reflection before each chosen step.
+
+    sampler       any function of k-diffusion's convention f(model, x, sigmas, extra_args=None,
+                  callback=None, disable=None, **options), or DPM fast's (sigma_min, sigma_max, n).
+                  A function this returned is unwrapped first: wrapping never stacks.
+    weak          the weak denoiser D_w(x, sigma, **extra_args), called with the sampler's extra_args.
+    strong        the strong denoiser of the reflection; default: the model the sampler is called with.
+    reflect_steps the first N steps are reflected; None: every step but the last (the paper).
+    sigma_window  (lo, hi): reflect the steps starting at lo <= sigma <= hi instead.
+    strength      scales each reflection's displacement: 0 is the plain sampler, 1 the paper.
+    reflections   reflections per reflected step (each adds one strong and one weak call).
+    weak_sigma    'next' (default: the latent's exact level) or 'current' (the official code's
+                  choice, the higher level); see README for why 'next' is the default.
+    gap_probes    on this many reflected steps, measure the weak-to-strong gap (one extra
+                  strong call each); read it from `wrapped.last_report.gap`.
+
+    The result has the sampler's signature, shows every step number to `callback` once and in
+    order, keeps ancestral and SDE noise continuous over the whole schedule, and stores a
+    W2SDReport of each run in `.last_report`. Raises UnsupportedSampler for samplers without a
+    fixed schedule (DPM adaptive) and InvalidOption for bad options.
+    """
+    sampler = getattr(sampler, "w2sd_original", sampler)
+    name = getattr(sampler, "__name__", repr(sampler))
+    signature = inspect.signature(sampler)
+    schedule_kind = _schedule_kind(signature, name)
+    _check_options(weak, strong, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes)
+    brownian = _builds_brownian_noise(sampler) if "noise_sampler" in signature.parameters else None
+    model_name, x_name = list(signature.parameters)[:2]
+
+    @functools.wraps(sampler)
+    def wrapped(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        schedule = schedule_kind(arguments)
+        steps = reflected_steps(schedule.sigmas, reflect_steps, sigma_window) if strength else []
+        report = wrapped.last_report = W2SDReport(reflected_steps=list(steps))
+        if not steps:
+            return sampler(*args, **kwargs)
+
+        model, x = arguments[model_name], arguments[x_name]
+        extra_args = arguments.get("extra_args") or {}
+        reflect_with = strong if strong is not None else model
+        if brownian is not None and arguments.get("noise_sampler") is None:
+            sigmas = schedule.sigmas
+            arguments["noise_sampler"] = brownian(x, sigmas[sigmas > 0].min(), sigmas.max())
+        probed = _probed(steps, gap_probes)
+        reflected = set(steps)
+        n_steps = len(schedule.sigmas) - 1
+        caller_callback = arguments.get("callback")
+
+        with tqdm(total=n_steps, disable=arguments.get("disable")) as bar:
+            for start, end in segments(n_steps, steps):
+                if start in reflected:
+                    x = _reflect_step(x, schedule.sigmas, start, reflect_with, weak, extra_args, report, start in probed)
+                run = dict(arguments, **schedule.run_arguments(start, end))
+                run[x_name] = x
+                if "callback" in run:
+                    run["callback"] = _shifted_callback(caller_callback, start, bar)
+                if "disable" in run:
+                    run["disable"] = True
+                x = _call(sampler, signature, run)
+        return x
+
+    def _reflect_step(x, sigmas, i, strong_den, weak_den, extra_args, report, probe):
+        sigma, sigma_next = sigmas[i].to(x.device), sigmas[i + 1].to(x.device)
+        for _ in range(reflections):
+            outcome = reflect(
+                x, sigma, sigma_next, strong_den, weak_den, extra_args,
+                weak_sigma=weak_sigma, strength=strength, probe_gap=probe,
+            )
+            x = outcome.x
+            report.strong_calls += 1 + probe
+            report.weak_calls += 1
+            if outcome.gap is not None:
+                report.gaps.append((i, outcome.gap))
+                probe = False  # one measurement per probed step is enough
+        return x
+
+    wrapped.__signature__ = signature
+    wrapped.w2sd_original = sampler
+    wrapped.last_report = None
+    return wrapped
+
+
+def _shifted_callback(callback, offset: int, bar):
+    """The run's step numbers start at 0; the caller must see the schedule's own numbers."""
+
+    def shifted(info):
+        info = dict(info, i=info["i"] + offset)
+        bar.update(1)
+        if callback is not None:
+            callback(info)
+
+    return shifted
+
+
+def _call(sampler, signature, arguments: dict):
+    bound = inspect.BoundArguments(signature, arguments)
+    return sampler(*bound.args, **bound.kwargs)
