@@ -23,12 +23,12 @@ class GaussianMixture:
     std: float
 
     @classmethod
-    def of(cls, means: Sequence, weights: Sequence[float], std: float) -> "GaussianMixture":
+    def of(cls, means: Sequence, weights: Sequence[float], std: float) -> GaussianMixture:
         m = torch.as_tensor(means, dtype=torch.float64)
         w = torch.as_tensor(weights, dtype=torch.float64)
         return cls(m.reshape(len(w), -1), w / w.sum(), float(std))
 
-    def reweighted(self, weights: Sequence[float]) -> "GaussianMixture":
+    def reweighted(self, weights: Sequence[float]) -> GaussianMixture:
         return GaussianMixture.of(self.means, weights, self.std)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, **_extra_args) -> torch.Tensor:
@@ -60,3 +60,16 @@ def paper_1d():
     """W2SD.md's check: peaks at -2 and +2 (std 0.3); ideal 0.5/0.5, strong 0.3/0.7, weak 0.1/0.9."""
     ideal = GaussianMixture.of([[-2.0], [2.0]], [0.5, 0.5], 0.3)
     return ideal, ideal.reweighted([0.3, 0.7]), ideal.reweighted([0.1, 0.9])
+
+
+def paper_2d():
+    """A 2-D test bed in the spirit of the paper's Fig. 5: five modes A-E on a ring (radius 2.5, std 0.35).
+
+    Ideal: equal weights. Strong: biased toward A (0.40 / 0.25 / 0.15 / 0.12 / 0.08). Weak: the same bias,
+    stronger, with almost no mass on E (0.60 / 0.25 / 0.10 / 0.04 / 0.01), as a model trained on even
+    more skewed data; so strong - weak points from the strong model toward the ideal. (A weak weight of
+    exactly 0 makes that difference unbounded near E and flings some samples past it.)"""
+    angles = torch.arange(5, dtype=torch.float64) * (2 * torch.pi / 5) + torch.pi / 2
+    means = 2.5 * torch.stack([angles.cos(), angles.sin()], dim=1)
+    ideal = GaussianMixture.of(means, [0.2] * 5, 0.35)
+    return ideal, ideal.reweighted([0.40, 0.25, 0.15, 0.12, 0.08]), ideal.reweighted([0.60, 0.25, 0.10, 0.04, 0.01])

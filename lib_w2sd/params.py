@@ -1,24 +1,31 @@
 """Every user-facing W2SD setting: one dataclass, its validation, and its three wire forms.
 
-The same names serve the API (`alwayson_scripts: {"w2sd": {"args": [{...}]}}`), the UI's
-positional list (FIELD_NAMES order) and, through INFOTEXT_KEYS, the image's infotext.
-A weak-model kind is active when its field is set: `weak_cfg` not None (CFG difference),
-a non-empty `weak_prompt`/`weak_negative_prompt` (prompt), `weak_lora_multiplier` not None
-(LoRA), a non-empty `weak_checkpoint` (another checkpoint); kinds combine freely.
+- The API's named dict (`alwayson_scripts: {"w2sd": {"args": [{...}]}}`) uses FIELD_NAMES.
+  A weak-model kind is active when its field is set: `weak_cfg` not None (CFG difference),
+  a non-empty `weak_prompt`/`weak_negative_prompt` (prompt), `weak_lora_multiplier` not None
+  (LoRA), a non-empty `weak_checkpoint` (another checkpoint); kinds combine freely.
+- The UI's positional list uses UI_FIELDS: FIELD_NAMES with a `weak_kinds` checkbox group
+  ("CFG", "Prompt", "LoRA", "Checkpoint") deciding which weak fields count; hidden fields keep
+  a value but are ignored, and 0 stands for null in the two `strong_*` fields.
+- The infotext uses INFOTEXT_KEYS; keys at their documented absent value are left out.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from .errors import W2SDError
 
 REFLECT_UNITS = ("fraction", "steps")
 WEAK_SIGMAS = ("next", "current")
 CUSTOM = "Custom"
+# The UI's names of the weak-model kinds (kinds() returns them lowercased).
+KIND_LABELS = ("CFG", "Prompt", "LoRA", "Checkpoint")
 
 
 class ParamsError(W2SDError, ValueError):
@@ -26,19 +33,20 @@ class ParamsError(W2SDError, ValueError):
 
     def __init__(self, field: str, allowed: str, value: Any):
         self.field = field
+        self.allowed = allowed
         super().__init__(f"W2SD field '{field}' must be {allowed}; got {value!r}")
 
 
 @dataclass(frozen=True)
 class W2SDParams:
     enabled: bool = False
-    preset: str = CUSTOM
-    weak_cfg: Optional[float] = None  # CFG of the weak call; None: the generation's (no CFG difference)
-    strong_cfg: Optional[float] = None  # CFG of the reflection's strong call; None: the generation's
+    preset: str = CUSTOM  # a label of where the values came from; the fields below are what runs
+    weak_cfg: float | None = None  # CFG of the weak call; None: the generation's (no CFG difference)
+    strong_cfg: float | None = None  # CFG of the reflection's strong call; None (or 0): the generation's
     weak_prompt: str = ""  # "" : the generation's prompt
     weak_negative_prompt: str = ""
-    weak_lora_multiplier: Optional[float] = None  # prompt's LoRAs at this multiplier for the weak call
-    strong_lora_multiplier: Optional[float] = None  # ... and for the reflection's strong call
+    weak_lora_multiplier: float | None = None  # prompt's LoRAs at this multiplier for the weak call
+    strong_lora_multiplier: float | None = None  # ... for the strong call; None (or 0): the prompt's own
     weak_checkpoint: str = ""  # a name from the WebUI's checkpoint list; "" : none
     reflect_steps: float = 0.5  # a fraction of the pass's steps, or a count (reflect_unit)
     reflect_unit: str = "fraction"
@@ -49,8 +57,8 @@ class W2SDParams:
     hires_reflect_steps: float = 0.5  # same unit as reflect_steps
 
     # -- what the settings mean -------------------------------------------------------------
-    def kinds(self) -> List[str]:
-        """The active weak-model differences, in a fixed order."""
+    def kinds(self) -> list[str]:
+        """The active weak-model differences, in a fixed order: of cfg, prompt, lora, checkpoint."""
         active = {
             "cfg": self.weak_cfg is not None,
             "prompt": bool(self.weak_prompt or self.weak_negative_prompt),
@@ -68,92 +76,145 @@ class W2SDParams:
         value = self.hires_reflect_steps if hires else self.reflect_steps
         if self.reflect_unit == "steps":
             return min(int(value), n_steps)
-        return min(n_steps, int(math.floor(value * n_steps + 1e-9)))
+        return min(n_steps, math.floor(value * n_steps + 1e-9))
 
-    # -- wire forms ---------------------------------------------------------------------------
-    def to_dict(self) -> Dict[str, Any]:
+    def with_preset(self, name: str) -> W2SDParams:
+        """These settings with a preset's fields applied (and its label)."""
+        _check("preset", name)
+        return validated({**self.to_dict(), **PRESETS[name], "preset": name})
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> W2SDParams:
+        """Named fields replaced (e.g. by an XYZ-plot axis); a `preset` among them applies first."""
+        _reject_unknown(overrides)
+        values = self.to_dict()
+        if "preset" in overrides:
+            values.update(PRESETS[_check("preset", overrides["preset"])])
+        values.update(overrides)
+        return validated(values)
+
+    # -- the API's named dict -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "W2SDParams":
-        """API form. Missing fields take the preset's value (if one is named), else the default."""
+    def from_dict(cls, data: Mapping[str, Any], default_preset: str = CUSTOM) -> W2SDParams:
+        """API form. Missing fields take the preset's value (the named one, else `default_preset`),
+        then the defaults."""
         if not isinstance(data, Mapping):
             raise ParamsError("args", "a dict of named fields or the UI's list", data)
-        unknown = sorted(set(data) - set(FIELD_NAMES))
-        if unknown:
-            raise ParamsError(unknown[0], f"one of the known fields ({', '.join(FIELD_NAMES)})", data[unknown[0]])
-        values = cls().to_dict()
-        preset = data.get("preset", CUSTOM)
-        _check("preset", preset)
-        values.update(PRESETS[preset])
-        values.update(data)
-        for name, value in values.items():
-            values[name] = _check(name, value)
-        params = cls(**values)
-        check_consistency(params)
-        return params
+        _reject_unknown(data)
+        preset = _check("preset", data.get("preset", default_preset))
+        return validated({**cls().to_dict(), **PRESETS[preset], "preset": preset, **data})
 
-    def to_list(self) -> List[Any]:
-        """The UI's positional form, in FIELD_NAMES order."""
-        return [getattr(self, name) for name in FIELD_NAMES]
-
-    @classmethod
-    def from_list(cls, values: Sequence[Any]) -> "W2SDParams":
-        """The UI's positional form; a shorter list leaves the rest at their defaults."""
-        if len(values) > len(FIELD_NAMES):
-            raise ParamsError("args", f"at most {len(FIELD_NAMES)} positional values", list(values))
-        return cls.from_dict(dict(zip(FIELD_NAMES, values)))
+    # -- the UI's positional list ----------------------------------------------------------------
+    def to_list(self) -> list[Any]:
+        """The UI's positional form, in UI_FIELDS order; inactive fields show their idle value."""
+        kinds = self.kinds()
+        shown = {
+            **self.to_dict(),
+            "weak_kinds": [label for label in KIND_LABELS if label.lower() in kinds],
+        }
+        for name, idle in UI_IDLE.items():
+            if shown[name] is None:
+                shown[name] = idle
+        return [shown[name] for name in UI_FIELDS]
 
     @classmethod
-    def from_script_args(cls, args: Sequence[Any]) -> "W2SDParams":
-        """What a WebUI script receives: a dict of named fields in args[0] (API) or the list."""
-        if len(args) >= 1 and isinstance(args[0], Mapping):
-            if len(args) > 1:
-                raise ParamsError("args", "a single dict of named fields, or the UI's list", list(args))
-            return cls.from_dict(args[0])
-        return cls.from_list(list(args))
+    def from_list(cls, values: Sequence[Any]) -> W2SDParams:
+        """The UI's positional form; a shorter list leaves the rest at the UI's defaults."""
+        if len(values) > len(UI_FIELDS):
+            raise ParamsError("args", f"at most {len(UI_FIELDS)} positional values ({', '.join(UI_FIELDS)})",
+                              list(values))
+        shown = dict(zip(UI_FIELDS, cls().to_list()))
+        shown.update(zip(UI_FIELDS, values))
+        kinds = _check_kinds(shown.pop("weak_kinds"))
+        for label, names in KIND_FIELDS.items():
+            if label not in kinds:
+                shown.update({name: INACTIVE[name] for name in names})
+        return validated(shown)
 
-    def to_infotext(self) -> Dict[str, Any]:
-        """Infotext keys of an enabled run: every setting that changes the image."""
+    @classmethod
+    def from_script_args(cls, args: Sequence[Any], default_preset: str = CUSTOM) -> W2SDParams:
+        """What a WebUI script receives: a dict of named fields in args[0] (API), or the UI's list.
+        After an API dict come the UI's default values of the other positions: they are ignored."""
+        args = list(args)
+        if args and isinstance(args[0], Mapping):
+            return cls.from_dict(args[0], default_preset=default_preset)
+        return cls.from_list(args)
+
+    # -- infotext ----------------------------------------------------------------------------------
+    def to_infotext(self) -> dict[str, str]:
+        """Infotext keys of an enabled run: every setting that changes the image, each key left out
+        where its value is the documented absent value (INFOTEXT_ABSENT)."""
         if not self.enabled:
             return {}
-        return {key: _format(name, getattr(self, name)) for name, key in INFOTEXT_KEYS.items()}
+        text = {INFOTEXT_KEYS["enabled"]: "+".join(self.to_list()[UI_FIELDS.index("weak_kinds")]) or "none"}
+        for name, key in INFOTEXT_KEYS.items():
+            value = getattr(self, name)
+            if name == "enabled" or (name in INFOTEXT_ABSENT and value == INFOTEXT_ABSENT[name]):
+                continue
+            if name == "hires_reflect_steps" and not self.hires:
+                continue
+            text[key] = _format(value)
+        return text
 
     @classmethod
-    def from_infotext(cls, fields: Mapping[str, Any]) -> "W2SDParams":
-        """Parse keys written by to_infotext; an image without them pastes with W2SD off."""
-        if "W2SD" not in fields:
+    def from_infotext(cls, fields: Mapping[str, Any]) -> W2SDParams:
+        """Parse keys written by to_infotext; an image without them gives W2SD off."""
+        if INFOTEXT_KEYS["enabled"] not in fields:
             return cls()
-        data = {name: _parse(name, fields[key]) for name, key in INFOTEXT_KEYS.items() if key in fields}
-        return cls.from_dict(data)
+        values = {**cls().to_dict(), **INFOTEXT_ABSENT, "enabled": True}
+        for name, key in INFOTEXT_KEYS.items():
+            if name != "enabled" and key in fields:
+                values[name] = _parse(name, fields[key])
+        values["hires"] = INFOTEXT_KEYS["hires_reflect_steps"] in fields
+        return validated(values)
 
 
-FIELD_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(W2SDParams))
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(W2SDParams))
+UI_FIELDS: tuple[str, ...] = FIELD_NAMES[:2] + ("weak_kinds",) + FIELD_NAMES[2:]
 
-# The presets of the UI's dropdown; a preset sets these fields, anything named beside it wins.
-PRESETS: Dict[str, Dict[str, Any]] = {
-    CUSTOM: {},
-    "Z-Sampling (CFG gap)": dict(
-        weak_cfg=1.0, strong_cfg=None, weak_prompt="", weak_negative_prompt="",
-        weak_lora_multiplier=None, strong_lora_multiplier=None, weak_checkpoint="",
-    ),
-    "Paper defaults (LoRA +1.5/-1.5, CFG 5.5/1.0)": dict(
-        weak_cfg=1.0, strong_cfg=5.5, weak_prompt="", weak_negative_prompt="",
-        weak_lora_multiplier=-1.5, strong_lora_multiplier=1.5, weak_checkpoint="",
-        reflect_unit="fraction", reflect_steps=1.0, weak_sigma="current", strength=1.0, reflections=1,
-    ),
-    "Checkpoint pair": dict(
-        weak_cfg=None, strong_cfg=None, weak_prompt="", weak_negative_prompt="",
-        weak_lora_multiplier=None, strong_lora_multiplier=None,
-    ),
-    "Prompt refinement": dict(
-        weak_cfg=None, strong_cfg=None, weak_lora_multiplier=None, strong_lora_multiplier=None,
-        weak_checkpoint="",
-    ),
+# Which fields each UI kind shows; an unticked kind's fields are read as INACTIVE.
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "CFG": ("weak_cfg", "strong_cfg"),
+    "Prompt": ("weak_prompt", "weak_negative_prompt"),
+    "LoRA": ("weak_lora_multiplier", "strong_lora_multiplier"),
+    "Checkpoint": ("weak_checkpoint",),
+}
+INACTIVE: dict[str, Any] = {
+    "weak_cfg": None, "strong_cfg": None, "weak_prompt": "", "weak_negative_prompt": "",
+    "weak_lora_multiplier": None, "strong_lora_multiplier": None, "weak_checkpoint": "",
+}
+# What the UI shows for a null (a slider cannot be empty); 0 reads back as null in strong_*.
+UI_IDLE: dict[str, float] = {
+    "weak_cfg": 1.0, "strong_cfg": 0.0, "weak_lora_multiplier": 0.0, "strong_lora_multiplier": 0.0,
 }
 
-INFOTEXT_KEYS: Dict[str, str] = {
-    "enabled": "W2SD",
+# The presets of the UI's dropdown; a preset sets these fields, anything named beside it wins.
+PRESETS: dict[str, dict[str, Any]] = {
+    CUSTOM: {},
+    "Z-Sampling (CFG gap)": dict(INACTIVE, weak_cfg=1.0),
+    "Paper defaults (LoRA +1.5/-1.5, CFG 5.5/1.0)": dict(
+        INACTIVE, weak_cfg=1.0, strong_cfg=5.5, weak_lora_multiplier=-1.5, strong_lora_multiplier=1.5,
+        reflect_unit="fraction", reflect_steps=1.0, weak_sigma="current", strength=1.0, reflections=1,
+    ),
+    "Checkpoint pair": {k: v for k, v in INACTIVE.items() if k != "weak_checkpoint"},
+    "Prompt refinement": {k: v for k, v in INACTIVE.items() if k not in KIND_FIELDS["Prompt"]},
+}
+# The UI kinds each preset ticks, and the field it leaves for the user to fill.
+PRESET_KINDS: dict[str, tuple[str, ...]] = {
+    "Z-Sampling (CFG gap)": ("CFG",),
+    "Paper defaults (LoRA +1.5/-1.5, CFG 5.5/1.0)": ("CFG", "LoRA"),
+    "Checkpoint pair": ("Checkpoint",),
+    "Prompt refinement": ("Prompt",),
+}
+PRESET_NEEDS: dict[str, tuple[str, str, str]] = {  # preset -> (field, kind, allowed values)
+    "Checkpoint pair": ("weak_checkpoint", "checkpoint", "a checkpoint name from the WebUI's list"),
+    "Prompt refinement": ("weak_prompt", "prompt", "a weak prompt or weak negative prompt (the raw prompt)"),
+}
+
+INFOTEXT_KEYS: dict[str, str] = {
+    "enabled": "W2SD",  # its value lists the weak kinds, e.g. "CFG+LoRA"
     "preset": "W2SD preset",
     "weak_cfg": "W2SD weak CFG",
     "strong_cfg": "W2SD strong CFG",
@@ -167,22 +228,30 @@ INFOTEXT_KEYS: Dict[str, str] = {
     "strength": "W2SD strength",
     "weak_sigma": "W2SD weak sigma",
     "reflections": "W2SD reflections",
-    "hires": "W2SD hires",
-    "hires_reflect_steps": "W2SD hires steps",
+    "hires_reflect_steps": "W2SD hires steps",  # present exactly when hires is on
+}
+# A key missing from an infotext (of an image made with W2SD) means this value.
+INFOTEXT_ABSENT: dict[str, Any] = {
+    **INACTIVE, "preset": CUSTOM, "reflect_unit": "fraction", "weak_sigma": "next", "reflections": 1,
 }
 
 
 # -- validation -------------------------------------------------------------------------------
-def _number(lo: float, hi: float, integer: bool = False, optional: str = "") -> Callable[[str, Any], Any]:
+def _number(lo: float, hi: float, integer: bool = False, null: str = "", zero_is_null: bool = False
+            ) -> Callable[[str, Any], Any]:
     kind = "an integer" if integer else "a number"
-    allowed = f"{kind} from {lo:g} to {hi:g}" + (f", or null ({optional})" if optional else "")
+    allowed = f"{kind} from {lo:g} to {hi:g}"
+    if null:
+        allowed += f"; null{' or 0' if zero_is_null else ''} means {null}"
 
     def check(name, value):
-        if value is None and optional:
+        if value is None and null:
             return None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or not lo <= value <= hi or (integer and value != int(value)):
             raise ParamsError(name, allowed, value)
+        if zero_is_null and value == 0:
+            return None
         return int(value) if integer else float(value)
 
     return check
@@ -190,7 +259,7 @@ def _number(lo: float, hi: float, integer: bool = False, optional: str = "") -> 
 
 def _choice(choices: Sequence[str]) -> Callable[[str, Any], Any]:
     def check(name, value):
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise ParamsError(name, "one of " + ", ".join(repr(c) for c in choices), value)
         return value
 
@@ -211,15 +280,15 @@ def _text(name, value):
     return value
 
 
-_CHECKS: Dict[str, Callable[[str, Any], Any]] = {
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "enabled": _boolean,
     "preset": _choice(list(PRESETS)),
-    "weak_cfg": _number(0.0, 30.0, optional="the generation's CFG: no CFG difference"),
-    "strong_cfg": _number(0.0, 30.0, optional="the generation's CFG"),
+    "weak_cfg": _number(0.0, 30.0, null="the generation's CFG (no CFG difference)"),
+    "strong_cfg": _number(0.0, 30.0, null="the generation's CFG", zero_is_null=True),
     "weak_prompt": _text,
     "weak_negative_prompt": _text,
-    "weak_lora_multiplier": _number(-5.0, 5.0, optional="LoRA not part of the weak model"),
-    "strong_lora_multiplier": _number(-5.0, 5.0, optional="the prompt's own multipliers"),
+    "weak_lora_multiplier": _number(-5.0, 5.0, null="the prompt's own multipliers (no LoRA difference)"),
+    "strong_lora_multiplier": _number(-5.0, 5.0, null="the prompt's own multipliers", zero_is_null=True),
     "weak_checkpoint": _text,
     "reflect_steps": _number(0.0, 1000.0),
     "reflect_unit": _choice(REFLECT_UNITS),
@@ -231,40 +300,99 @@ _CHECKS: Dict[str, Callable[[str, Any], Any]] = {
 }
 
 
-def _check(name: str, value: Any) -> Any:
+def check_field(name: str, value: Any) -> Any:
+    """One field's value, checked and normalised alone (cross-field rules: check_consistency)."""
+    if name not in _CHECKS:
+        _reject_unknown({name: value})
     return _CHECKS[name](name, value)
 
 
+_check = check_field
+
+
+def _reject_unknown(data: Mapping[str, Any]) -> None:
+    unknown = sorted(set(data) - set(FIELD_NAMES), key=str)
+    if unknown:
+        raise ParamsError(str(unknown[0]), f"one of the known fields ({', '.join(FIELD_NAMES)})",
+                          data[unknown[0]])
+
+
+def _check_kinds(value: Any) -> list[str]:
+    allowed = "a list of weak kinds from " + ", ".join(repr(k) for k in KIND_LABELS)
+    if not isinstance(value, (list, tuple)) or any(k not in KIND_LABELS for k in value):
+        raise ParamsError("weak_kinds", allowed, value)
+    return list(value)
+
+
+def validated(values: Mapping[str, Any]) -> W2SDParams:
+    """Every field checked (and normalised: ints to floats, 0 to null where 0 means null)."""
+    params = W2SDParams(**{name: _check(name, values[name]) for name in FIELD_NAMES})
+    check_consistency(params)
+    return params
+
+
 def check_consistency(params: W2SDParams) -> None:
-    """Cross-field rules: a fraction is at most 1, a count is whole."""
-    for name in ("reflect_steps", "hires_reflect_steps"):
+    """Cross-field rules: a fraction is at most 1, a count is whole (hires steps: only with hires on);
+    a strong value needs its weak counterpart; a preset that needs a field has it (when enabled)."""
+    for name in ("reflect_steps", "hires_reflect_steps") if params.hires else ("reflect_steps",):
         value = getattr(params, name)
         if params.reflect_unit == "fraction" and value > 1:
             raise ParamsError(name, "a fraction from 0 to 1 when reflect_unit is 'fraction'", value)
         if params.reflect_unit == "steps" and value != int(value):
             raise ParamsError(name, "a whole number of steps when reflect_unit is 'steps'", value)
+    for strong, weak in (("strong_cfg", "weak_cfg"), ("strong_lora_multiplier", "weak_lora_multiplier")):
+        if getattr(params, strong) is not None and getattr(params, weak) is None:
+            raise ParamsError(strong, f"null unless {weak} is set (it belongs to that difference)",
+                              getattr(params, strong))
+    if params.enabled and params.preset in PRESET_NEEDS:
+        name, kind, allowed = PRESET_NEEDS[params.preset]
+        if kind not in params.kinds():
+            raise ParamsError(name, f"{allowed} with the preset {params.preset!r}", getattr(params, name))
 
 
 # -- infotext text forms ------------------------------------------------------------------------
-def _format(name: str, value: Any) -> Any:
-    if value is None:
-        return "none"
-    return value
+def _format(value: Any) -> str:
+    """Shortest exact text: 1.0 -> "1", 0.25 -> "0.25"; text that A1111's infotext writer would
+    not quote but its parser would alter (leading quote, outer spaces) is JSON-quoted here."""
+    if isinstance(value, float):
+        text = repr(value)
+        return text.removesuffix(".0")
+    if isinstance(value, str):
+        plain = not any(c in value for c in ",:\n")
+        if plain and (value.startswith('"') or value != value.strip()):
+            return json.dumps(value, ensure_ascii=False)
+        return value
+    return str(value)
 
 
 def _parse(name: str, text: Any) -> Any:
-    """Infotext values arrive as strings (or already parsed by the WebUI); undo _format."""
+    """Infotext values arrive as strings (or already typed); undo _format. Garbage is passed on
+    for the field's check to name."""
     if not isinstance(text, str):
         return text
     check = _CHECKS[name]
     if check is _text:
-        return text
+        return _unquote_own(text)
     if check is _boolean:
         return {"true": True, "false": False}.get(text.strip().lower(), text)
-    if text.strip().lower() == "none":
+    if text.strip().lower() in ("none", "null"):
         return None
     try:
         number = float(text)
     except ValueError:
-        return text  # a choice, or garbage the check will name
-    return int(number) if number.is_integer() and name == "reflections" else number
+        return text  # a choice
+    return int(number) if name == "reflections" and number.is_integer() else number
+
+
+def _unquote_own(text: str) -> str:
+    """Undo _format's own JSON quoting when the text comes straight from to_infotext (the WebUI's
+    infotext parser has already undone it: then decoding and re-formatting does not give it back)."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(decoded, str) and _format(decoded) == text:
+            return decoded
+    return text
+

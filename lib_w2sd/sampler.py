@@ -169,6 +169,8 @@ def wrap_sampler(
     brownian = _builds_brownian_noise(sampler) if "noise_sampler" in signature.parameters else None
     model_name, x_name = list(signature.parameters)[:2]
 
+    reflector = _Reflector(weak, reflections, weak_sigma, strength)
+
     @functools.wraps(sampler)
     def wrapped(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
@@ -177,52 +179,79 @@ def wrap_sampler(
         schedule = schedule_kind(arguments)
         steps = reflected_steps(schedule.sigmas, reflect_steps, sigma_window) if strength else []
         report = wrapped.last_report = W2SDReport(reflected_steps=list(steps))
-        if not steps:
+        n_steps = len(schedule.sigmas) - 1
+        if not strength or (not steps and not _is_lone_final_step(schedule.sigmas, 0, n_steps)):
             return sampler(*args, **kwargs)
 
         model, x = arguments[model_name], arguments[x_name]
         extra_args = arguments.get("extra_args") or {}
         reflect_with = strong if strong is not None else model
-        if brownian is not None and arguments.get("noise_sampler") is None:
+        if steps and brownian is not None and arguments.get("noise_sampler") is None:
             sigmas = schedule.sigmas
             arguments["noise_sampler"] = brownian(x, sigmas[sigmas > 0].min(), sigmas.max())
         probed = _probed(steps, gap_probes)
-        reflected = set(steps)
-        n_steps = len(schedule.sigmas) - 1
         caller_callback = arguments.get("callback")
 
         with tqdm(total=n_steps, disable=arguments.get("disable")) as bar:
             for start, end in segments(n_steps, steps):
-                if start in reflected:
-                    x = _reflect_step(x, schedule.sigmas, start, reflect_with, weak, extra_args, report, start in probed)
+                if start in report.reflected_steps:
+                    x = reflector.step(x, schedule.sigmas, start, reflect_with, extra_args, report, start in probed)
+                callback = _shifted_callback(caller_callback, start, bar)
+                if _is_lone_final_step(schedule.sigmas, start, end):
+                    x = _final_denoise(model, x, schedule.sigmas[start], extra_args, callback)
+                    continue
                 run = dict(arguments, **schedule.run_arguments(start, end))
                 run[x_name] = x
                 if "callback" in run:
-                    run["callback"] = _shifted_callback(caller_callback, start, bar)
+                    run["callback"] = callback
                 if "disable" in run:
-                    run["disable"] = True
+                    run["disable"] = True  # one progress bar for the whole schedule, not one per run
                 x = _call(sampler, signature, run)
-        return x
-
-    def _reflect_step(x, sigmas, i, strong_den, weak_den, extra_args, report, probe):
-        sigma, sigma_next = sigmas[i].to(x.device), sigmas[i + 1].to(x.device)
-        for _ in range(reflections):
-            outcome = reflect(
-                x, sigma, sigma_next, strong_den, weak_den, extra_args,
-                weak_sigma=weak_sigma, strength=strength, probe_gap=probe,
-            )
-            x = outcome.x
-            report.strong_calls += 1 + probe
-            report.weak_calls += 1
-            if outcome.gap is not None:
-                report.gaps.append((i, outcome.gap))
-                probe = False  # one measurement per probed step is enough
         return x
 
     wrapped.__signature__ = signature
     wrapped.w2sd_original = sampler
     wrapped.last_report = None
     return wrapped
+
+
+@dataclass
+class _Reflector:
+    """The reflection options of one wrapped sampler, applied at one step."""
+
+    weak: Denoiser
+    reflections: int
+    weak_sigma: str
+    strength: float
+
+    def step(self, x, sigmas, i, strong, extra_args, report: W2SDReport, probe: bool):
+        sigma, sigma_next = sigmas[i].to(x.device), sigmas[i + 1].to(x.device)
+        for _ in range(self.reflections):
+            outcome = reflect(
+                x, sigma, sigma_next, strong, self.weak, extra_args,
+                weak_sigma=self.weak_sigma, strength=self.strength, probe_gap=probe,
+            )
+            x = outcome.x
+            report.strong_calls += 1 + probe
+            report.weak_calls += 1
+            if outcome.gap is not None:
+                report.gaps.append((i, outcome.gap))
+            probe = False  # one measurement per probed step is enough
+        return x
+
+
+def _is_lone_final_step(sigmas, start: int, end: int) -> bool:
+    return end - start == 1 and float(sigmas[end]) == 0.0
+
+
+def _final_denoise(model, x, sigma, extra_args, callback):
+    """A call of one step ending at sigma 0 has one answer for every sampler of the family:
+    with no history and no noise left to add, each takes the first-order step to 0, which is
+    the denoised estimate itself. Computing it here spares samplers that trip over such a call
+    (k-diffusion 0.1.1's DPM++ 2M SDE reads a step size it never set)."""
+    denoised = model(x, sigma * x.new_ones([x.shape[0]]), **extra_args)
+    callback({"x": x, "i": 0, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+    return denoised
 
 
 def _shifted_callback(callback, offset: int, bar):
