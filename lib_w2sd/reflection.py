@@ -2,11 +2,20 @@
 
 One reflection at step i, from sigma to sigma_next (> 0):
 
-    x_down = x      + (sigma_next - sigma) * (x      - D_s(x, sigma))    / sigma    # strong denoise
-    x_up   = x_down + (sigma - sigma_next) * (x_down - D_w(x_down, s_w)) / s_w      # weak inversion
+    x_down = x      + (sigma_next - sigma) * (x - D_s(x, sigma)) / sigma          # strong denoise
+    x_up   = x_down + (sigma - sigma_next) * (y - D_w(y, s_w))   / s_w            # weak inversion
 
 To first order x_up - x = (sigma - sigma_next) * (D_s - D_w) / sigma: the latent moves along
 the weak-to-strong difference, which stands in for the unknown strong-to-ideal gap.
+
+Where the weak model looks (`weak_sigma`):
+  'start'    y = x,      s_w = sigma       the point the inversion returns to: the exact inverse
+                                           step with the weak model read at its landing point,
+                                           which the reflection approximates by where it began.
+                                           Weak == strong is then an exact identity, both models
+                                           see the same input, and their gap is measured for free.
+  'next'     y = x_down, s_w = sigma_next  the latent's own exact level (plain DDIM inversion).
+  'current'  y = x_down, s_w = sigma       the official code: the higher level on the lower-noise latent.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import torch
 
 Denoiser = Callable[..., torch.Tensor]
 
-WEAK_SIGMAS = ("current", "next")
+WEAK_SIGMAS = ("start", "next", "current")
 
 
 @dataclass
@@ -26,15 +35,8 @@ class ReflectionOutcome:
     """What one reflection produced, for the run's report."""
 
     x: torch.Tensor
-    gap: Optional[float] = None  # RMS(D_s - D_w) / s_w at the weak call's point, if probed
-
-
-def weak_sigma_for(sigma: torch.Tensor, sigma_next: torch.Tensor, weak_sigma: str) -> torch.Tensor:
-    """The noise level the weak model is told during the inversion.
-
-    'current' is what DDIM inversion and the official code do (the higher level's timestep on
-    the lower-noise latent); 'next' is the latent's exact level."""
-    return sigma if weak_sigma == "current" else sigma_next
+    gap: Optional[float] = None  # RMS(D_s - D_w) / sigma where both models saw the same input
+    strong_calls: int = 1
 
 
 def reflect(
@@ -45,26 +47,32 @@ def reflect(
     weak: Denoiser,
     extra_args: dict,
     *,
-    weak_sigma: str = "next",
+    weak_sigma: str = "start",
     strength: float = 1.0,
     probe_gap: bool = False,
 ) -> ReflectionOutcome:
     """Strong denoise sigma -> sigma_next, weak inversion back to sigma, scaled by `strength`.
 
-    With `probe_gap`, the strong model is also evaluated at the weak call's own point, so the
-    weak-to-strong difference is measured where both models see the same input (one extra
-    strong call)."""
+    The gap is measured where both models see the same input: always with 'start'; with
+    'next'/'current' only when `probe_gap` asks for one extra strong call at the weak's input."""
+    s, s_next = float(sigma), float(sigma_next)
     s_in = x.new_ones([x.shape[0]])
-    d_strong = strong(x, sigma * s_in, **extra_args)
-    x_down = x + (sigma_next - sigma) / sigma * (x - d_strong)
-    s_w = weak_sigma_for(sigma, sigma_next, weak_sigma)
-    d_weak = weak(x_down, s_w * s_in, **extra_args)
-    x_up = x_down + (sigma - sigma_next) / s_w * (x_down - d_weak)
-    gap = None
-    if probe_gap:
-        d_strong_here = strong(x_down, s_w * s_in, **extra_args)
-        gap = float((d_strong_here - d_weak).float().pow(2).mean().sqrt() / s_w)
+    d_strong = strong(x, s * s_in, **extra_args)
+    x_down = torch.lerp(d_strong, x, s_next / s)  # x + (s_next - s) / s * (x - d_strong)
+    y = x if weak_sigma == "start" else x_down
+    s_w = s_next if weak_sigma == "next" else s
+    d_weak = weak(y, s_w * s_in, **extra_args)
+    x_up = x_down + (s - s_next) / s_w * (y - d_weak)
+    gap, strong_calls = None, 1
+    if weak_sigma == "start":
+        gap = _rms(d_strong - d_weak) / s_w
+    elif probe_gap:
+        gap, strong_calls = _rms(strong(y, s_w * s_in, **extra_args) - d_weak) / s_w, 2
     if strength != 1.0:
         # strength scales the displacement, so 0 is the identity and 1 the paper's reflection
         x_up = torch.lerp(x, x_up, strength)
-    return ReflectionOutcome(x_up, gap)
+    return ReflectionOutcome(x_up, gap, strong_calls)
+
+
+def _rms(t: torch.Tensor) -> float:
+    return float(t.float().pow(2).mean().sqrt())

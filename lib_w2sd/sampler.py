@@ -137,7 +137,7 @@ def wrap_sampler(
     sigma_window: Optional[Tuple[float, float]] = None,
     strength: float = 1.0,
     reflections: int = 1,
-    weak_sigma: str = "next",
+    weak_sigma: str = "start",
     gap_probes: int = 0,
 ) -> Callable:
     """Return `sampler` with a W2SD reflection before each chosen step.
@@ -151,10 +151,13 @@ def wrap_sampler(
     sigma_window  (lo, hi): reflect the steps starting at lo <= sigma <= hi instead.
     strength      scales each reflection's displacement: 0 is the plain sampler, 1 the paper.
     reflections   reflections per reflected step (each adds one strong and one weak call).
-    weak_sigma    'next' (default: the latent's exact level) or 'current' (the official code's
-                  choice, the higher level); see README for why 'next' is the default.
-    gap_probes    on this many reflected steps, measure the weak-to-strong gap (one extra
-                  strong call each); read it from `wrapped.last_report.gap`.
+    weak_sigma    where the weak model looks during the inversion: 'start' (default: the
+                  reflection's starting point and level; weak == strong is an exact identity),
+                  'next' (the strong step's landing point at its exact level) or 'current'
+                  (the landing point at the starting level, as the official code).
+    gap_probes    with 'next'/'current': on this many reflected steps, measure the weak-to-strong
+                  gap (one extra strong call each). 'start' measures it on every reflected step
+                  for free. Read it from `wrapped.last_report.gap`.
 
     The result has the sampler's signature, shows every step number to `callback` once and in
     order, keeps ancestral and SDE noise continuous over the whole schedule, and stores a
@@ -189,12 +192,12 @@ def wrap_sampler(
         if steps and brownian is not None and arguments.get("noise_sampler") is None:
             sigmas = schedule.sigmas
             arguments["noise_sampler"] = brownian(x, sigmas[sigmas > 0].min(), sigmas.max())
-        probed = _probed(steps, gap_probes)
+        probed, reflected = _probed(steps, gap_probes), set(steps)
         caller_callback = arguments.get("callback")
 
         with tqdm(total=n_steps, disable=arguments.get("disable")) as bar:
             for start, end in segments(n_steps, steps):
-                if start in report.reflected_steps:
+                if start in reflected:
                     x = reflector.step(x, schedule.sigmas, start, reflect_with, extra_args, report, start in probed)
                 callback = _shifted_callback(caller_callback, start, bar)
                 if _is_lone_final_step(schedule.sigmas, start, end):
@@ -225,18 +228,18 @@ class _Reflector:
     strength: float
 
     def step(self, x, sigmas, i, strong, extra_args, report: W2SDReport, probe: bool):
-        sigma, sigma_next = sigmas[i].to(x.device), sigmas[i + 1].to(x.device)
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
         for _ in range(self.reflections):
             outcome = reflect(
                 x, sigma, sigma_next, strong, self.weak, extra_args,
                 weak_sigma=self.weak_sigma, strength=self.strength, probe_gap=probe,
             )
             x = outcome.x
-            report.strong_calls += 1 + probe
+            report.strong_calls += outcome.strong_calls
             report.weak_calls += 1
-            if outcome.gap is not None:
+            if outcome.gap is not None and (not report.gaps or report.gaps[-1][0] != i):
                 report.gaps.append((i, outcome.gap))
-            probe = False  # one measurement per probed step is enough
+            probe = False  # one measurement per step is enough
         return x
 
 
@@ -267,5 +270,7 @@ def _shifted_callback(callback, offset: int, bar):
 
 
 def _call(sampler, signature, arguments: dict):
+    if all(p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY for p in signature.parameters.values()):
+        return sampler(**arguments)  # the common case, without rebinding
     bound = inspect.BoundArguments(signature, arguments)
     return sampler(*bound.args, **bound.kwargs)
