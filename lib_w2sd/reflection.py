@@ -35,7 +35,7 @@ class ReflectionOutcome:
     """What one reflection produced, for the run's report."""
 
     x: torch.Tensor
-    gap: Optional[float] = None  # RMS(D_s - D_w) / sigma where both models saw the same input
+    gap: Optional[torch.Tensor] = None  # RMS(D_s - D_w) / sigma where both models saw the same input
     strong_calls: int = 1
 
 
@@ -74,5 +74,7 @@ def reflect(
     return ReflectionOutcome(x_up, gap, strong_calls)
 
 
-def _rms(t: torch.Tensor) -> float:
-    return float(t.float().pow(2).mean().sqrt())
+def _rms(t: torch.Tensor) -> torch.Tensor:
+    """Root mean square as a 0-d tensor, at least float32 (left on the device; see W2SDReport)."""
+    dtype = torch.promote_types(t.dtype, torch.float32)
+    return torch.linalg.vector_norm(t, dtype=dtype) / t.numel() ** 0.5

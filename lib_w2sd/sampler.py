@@ -30,12 +30,19 @@ class W2SDReport:
     reflected_steps: List[int] = field(default_factory=list)
     strong_calls: int = 0  # extra strong calls made by reflections (and gap probes)
     weak_calls: int = 0
-    gaps: List[Tuple[int, float]] = field(default_factory=list)  # (step, RMS(D_s - D_w) / sigma)
+    # (step, RMS(D_s - D_w) / sigma), kept as tensors while sampling: reading them would make the
+    # device wait at every step, so they become numbers only when asked for.
+    measured: List[Tuple[int, torch.Tensor]] = field(default_factory=list, repr=False)
+
+    @property
+    def gaps(self) -> List[Tuple[int, float]]:
+        """(step, gap) for every measured step."""
+        return [(i, float(g)) for i, g in self.measured]
 
     @property
     def gap(self) -> Optional[float]:
-        """Mean weak-to-strong difference over the probed steps; None when nothing was probed."""
-        return sum(g for _, g in self.gaps) / len(self.gaps) if self.gaps else None
+        """Mean weak-to-strong difference over the measured steps; None when nothing was measured."""
+        return float(torch.stack([g for _, g in self.measured]).mean()) if self.measured else None
 
 
 class _SigmasSchedule:
@@ -237,8 +244,8 @@ class _Reflector:
             x = outcome.x
             report.strong_calls += outcome.strong_calls
             report.weak_calls += 1
-            if outcome.gap is not None and (not report.gaps or report.gaps[-1][0] != i):
-                report.gaps.append((i, outcome.gap))
+            if outcome.gap is not None and (not report.measured or report.measured[-1][0] != i):
+                report.measured.append((i, outcome.gap))
             probe = False  # one measurement per step is enough
         return x
 
