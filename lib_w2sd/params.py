@@ -22,7 +22,7 @@ from typing import Any
 from .errors import W2SDError
 
 REFLECT_UNITS = ("fraction", "steps")
-WEAK_SIGMAS = ("next", "current")
+WEAK_SIGMAS = ("start", "next", "current")  # see lib_w2sd/reflection.py
 CUSTOM = "Custom"
 # The UI's names of the weak-model kinds (kinds() returns them lowercased).
 KIND_LABELS = ("CFG", "Prompt", "LoRA", "Checkpoint")
@@ -51,7 +51,7 @@ class W2SDParams:
     reflect_steps: float = 0.5  # a fraction of the pass's steps, or a count (reflect_unit)
     reflect_unit: str = "fraction"
     strength: float = 1.0  # 0: plain sampling; 1: the paper's reflection
-    weak_sigma: str = "next"  # noise level the weak model is told: 'next' (exact) or 'current' (official)
+    weak_sigma: str = "start"  # where the weak model looks: 'start', 'next' or 'current' (official code)
     reflections: int = 1  # reflections per reflected step
     hires: bool = False  # also reflect in the hires-fix second pass
     hires_reflect_steps: float = 0.5  # same unit as reflect_steps
@@ -232,7 +232,7 @@ INFOTEXT_KEYS: dict[str, str] = {
 }
 # A key missing from an infotext (of an image made with W2SD) means this value.
 INFOTEXT_ABSENT: dict[str, Any] = {
-    **INACTIVE, "preset": CUSTOM, "reflect_unit": "fraction", "weak_sigma": "next", "reflections": 1,
+    **INACTIVE, "preset": CUSTOM, "reflect_unit": "fraction", "weak_sigma": "start", "reflections": 1,
 }
 
 

@@ -104,19 +104,30 @@ class EDMDenoiser(nn.Module):
 
 
 def train_denoiser(x: torch.Tensor, y: torch.Tensor, mix: np.ndarray, sigma_data: float,
-                   spec: TrainSpec, seed: int):
+                   spec: TrainSpec, seed: int, init: "EDMDenoiser | None" = None):
     """Train a denoiser on images (x, y) drawn with class mix `mix`.
 
-    Returns the EMA copy of the model (the one to sample from) and the per-step losses.
+    With `init`, fine-tune a copy of that model instead of starting from scratch (its
+    architecture wins over spec.width / spec.depth). Returns the EMA copy of the model
+    (the one to sample from) and the per-step losses.
     """
+    with torch.enable_grad():  # callers may sit inside torch.no_grad()
+        return _train_denoiser(x, y, mix, sigma_data, spec, seed, init)
+
+
+def _train_denoiser(x, y, mix, sigma_data, spec, seed, init):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = EDMDenoiser(DenoiserNet(x.shape[1], spec.width, spec.depth), sigma_data)
+    if init is None:
+        model = EDMDenoiser(DenoiserNet(x.shape[1], spec.width, spec.depth), sigma_data)
+    else:
+        model = copy.deepcopy(init).train().requires_grad_(True)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr, foreach=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, spec.lr, total_steps=spec.steps,
                                                 pct_start=0.05)
     batches = data.weighted_batches(x, y, mix, spec.batch, gen)
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
     losses = []
     for _ in range(spec.steps):
         x0 = next(batches)
@@ -127,8 +138,7 @@ def train_denoiser(x: torch.Tensor, y: torch.Tensor, mix: np.ndarray, sigma_data
         opt.step()
         sched.step()
         with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - spec.ema)
+            torch._foreach_lerp_(ema_params, model_params, 1 - spec.ema)
         losses.append(loss.item())
     return ema.eval(), losses
 
@@ -152,6 +162,11 @@ class Classifier(nn.Module):
 def train_classifier(x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int = 60,
                      noise: float = 0.1) -> Classifier:
     """Train on the real training half; light input noise keeps it calm on imperfect samples."""
+    with torch.enable_grad():  # callers may sit inside torch.no_grad()
+        return _train_classifier(x, y, seed, epochs, noise)
+
+
+def _train_classifier(x, y, seed, epochs, noise):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     clf = Classifier(x.shape[1])

@@ -1,0 +1,241 @@
+"""What W2SD does the same way in every WebUI: from validated W2SDParams to a wrapped sampler
+on each sampling pass, warnings, the error policy, and restoring everything afterwards.
+
+scripts/w2sd.py calls three functions:
+  start(p, params_or_error, backend)   in Script.process
+  before_sampling(p)                   in Script.process_before_every_sampling (every pass)
+  finish(p)                            in Script.postprocess (skipped by the WebUI on errors:
+                                       every change made for a pass is undone when that pass's
+                                       sampler call ends, so finish only tidies up)
+
+The weak and strong denoisers are the pass's own CFG denoiser called with changed inputs
+(base.Variant), each call inside Backend.extra_call so the sampler's counters never move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from ..errors import W2SDError
+from ..params import W2SDParams
+from ..sampler import wrap_sampler
+from . import settings
+from .base import HIRES, STRONG, WEAK, Backend, PassInfo, Variant
+
+ATTR = "w2sd_run"  # where a generation's Run lives on p
+WARNING_KEY = "W2SD warning"
+
+
+class W2SDFailure(W2SDError):
+    """Raised from the sampler call to fail a generation when the setting w2sd_on_error is 'fail'
+    (the WebUI swallows exceptions raised by script hooks, so this is the only way to stop it)."""
+
+
+@dataclass
+class Run:
+    """One generation's W2SD state."""
+
+    backend: Backend
+    params: Optional[W2SDParams]
+    settings_error: Optional[Exception] = None  # bad settings: no pass of this generation reflects
+    warnings: List[str] = field(default_factory=list)
+    reflected: Dict[str, str] = field(default_factory=dict)  # pass kind -> "reflected/total"
+    gaps: Dict[str, float] = field(default_factory=dict)
+    unets: Dict[str, Any] = field(default_factory=dict)  # weak checkpoint name -> handle
+
+
+# -- the three entry points ---------------------------------------------------------------------
+def start(p, params: Optional[W2SDParams], backend: Backend, error: Optional[Exception] = None) -> Optional[Run]:
+    """Begin a generation: params are the validated settings (None with `error` when they were
+    bad). Returns the Run, or None when W2SD is off."""
+    # A failed generation skips postprocess: apply the memory policy it missed (a no-op otherwise).
+    backend.release_unets(generation_ended=True)
+    if error is None and (params is None or not params.enabled):
+        return None
+    run = Run(backend=backend, params=params)
+    setattr(p, ATTR, run)
+    if error is not None:
+        run.settings_error = error
+        _problem(p, run, error, "W2SD settings")
+        return run
+    p.extra_generation_params.update(params.to_infotext())
+    if not params.has_difference():
+        _warn(p, run, "the weak model equals the strong one (no weak CFG, prompt, LoRA or checkpoint set): "
+                      "reflections change almost nothing")
+    return run
+
+
+def before_sampling(p) -> None:
+    """Install W2SD on the pass about to sample, or leave the pass plain (with a warning when
+    W2SD was asked for and cannot run)."""
+    run: Optional[Run] = getattr(p, ATTR, None)
+    if run is None:
+        return
+    backend = run.backend
+    backend.uninstall(p)  # img2img reuses its sampler; a failed pass may have left a wrapper
+    if run.settings_error is not None:
+        _refuse(p, run, run.settings_error)
+        return
+    info = backend.pass_info(p)
+    if info.kind == HIRES and not run.params.hires:
+        return
+    if info.unsupported:
+        _problem(p, run, W2SDError(info.unsupported), f"the {info.kind} pass")
+        _refuse(p, run, W2SDError(info.unsupported))
+        return
+    try:
+        weak, strong = _variants(p, run, info)
+    except Exception as error:  # noqa: BLE001 - any failure to prepare is reported per the policy
+        _problem(p, run, error, "W2SD could not prepare the weak model")
+        _refuse(p, run, error)
+        return
+    backend.install(p, lambda original: _guarded(p, run, info, original, weak, strong))
+
+
+def _refuse(p, run: Run, error: Exception) -> None:
+    """The pass cannot reflect: under 'fail' make its sampler call fail; else leave it plain."""
+    if settings.on_error() == "fail":
+        run.backend.install(p, lambda original: _failing(original, error))
+
+
+def finish(p) -> None:
+    """End of a generation: take any wrapper off, apply the memory policy, forget the Run."""
+    run: Optional[Run] = getattr(p, ATTR, None)
+    if run is None:
+        return
+    try:
+        run.backend.uninstall(p)
+        run.backend.release_unets(generation_ended=True)
+    finally:
+        setattr(p, ATTR, None)
+
+
+# -- building the denoisers ---------------------------------------------------------------------
+def _variants(p, run: Run, info: PassInfo):
+    params, backend = run.params, run.backend
+    kinds = params.kinds()
+    conds = None
+    if "prompt" in kinds:
+        conds = backend.encode_conds(p, params.weak_prompt, params.weak_negative_prompt)
+    lora_weak = lora_strong = None
+    if "lora" in kinds:
+        if backend.prompt_loras(p):
+            lora_weak, lora_strong = params.weak_lora_multiplier, params.strong_lora_multiplier
+        else:
+            _warn(p, run, f"no LoRA in the {info.kind} prompt: the LoRA difference is left out")
+    unet = None
+    if "checkpoint" in kinds:
+        unet = run.unets.get(params.weak_checkpoint)
+        if unet is None:
+            unet = run.unets[params.weak_checkpoint] = backend.load_unet(params.weak_checkpoint)
+    weak = Variant(WEAK, cond_scale=params.weak_cfg, conds=conds, lora_multiplier=lora_weak, unet=unet)
+    strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong)
+    return weak, strong
+
+
+def make_denoiser(backend: Backend, p, variant: Variant) -> Callable:
+    """D(x, sigma, **extra_args): the pass's CFG denoiser run as `variant` says, invisible to the
+    sampler's counters."""
+
+    def denoise(x, sigma, **extra_args):
+        args = dict(extra_args)
+        if variant.cond_scale is not None:
+            args["cond_scale"] = variant.cond_scale
+        if variant.conds is not None:
+            args.update({k: v for k, v in variant.conds._asdict().items() if v is not None})
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(backend.extra_call(p, variant.role))
+            if variant.lora_multiplier is not None:
+                stack.enter_context(backend.lora_multiplier(p, variant.lora_multiplier))
+            if variant.unet is not None:
+                stack.enter_context(backend.use_unet(p, variant.unet))
+            if float(args.get("cond_scale", 0)) == 1.0:
+                stack.enter_context(backend.cond_only(p))
+            return backend.cfg_denoiser(p)(x, sigma, **args)
+
+    denoise.variant = variant
+    return denoise
+
+
+# -- the installed sampler function ----------------------------------------------------------------
+def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, strong: Variant) -> Callable:
+    """The function installed as the pass's sampler: W2SD inside a try/finally that puts every
+    changed thing back, and the error policy around it."""
+    backend, params = run.backend, run.params
+    signature = inspect.signature(original)
+    hires = info.kind == HIRES
+
+    def sampler(*args, **kwargs):
+        arguments = signature.bind(*args, **kwargs).arguments
+        sigmas = arguments.get("sigmas")
+        n_steps = len(sigmas) - 1 if sigmas is not None else int(arguments.get("n", 0))
+        rng_state = backend.sampling_state(p)
+        try:
+            with contextlib.ExitStack() as stack:
+                if weak.lora_multiplier is not None or strong.lora_multiplier is not None:
+                    stack.enter_context(backend.lora_session(p))
+                wrapped = wrap_sampler(
+                    original, make_denoiser(backend, p, weak), strong=make_denoiser(backend, p, strong),
+                    reflect_steps=params.steps_for(n_steps, hires=hires), strength=params.strength,
+                    reflections=params.reflections, weak_sigma=params.weak_sigma, gap_probes=1,
+                )
+                result = wrapped(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - W2SD's own failure; interrupts (BaseException) pass
+            message = _problem(p, run, error, f"W2SD failed in the {info.kind} pass")
+            if settings.on_error() == "fail":
+                raise W2SDFailure(message) from error
+            rng_state()  # the plain rerun draws the same noise a plain pass would
+            return original(*args, **kwargs)
+        finally:
+            backend.release_unets(generation_ended=False)
+        report = wrapped.last_report
+        run.reflected[info.kind] = f"{len(report.reflected_steps)}/{n_steps}"
+        if report.gap is not None:
+            run.gaps[info.kind] = report.gap
+        _write_diagnostics(p, run)
+        return result
+
+    sampler.__signature__ = signature
+    sampler.w2sd_original = original
+    return sampler
+
+
+def _failing(original: Callable, error: Exception) -> Callable:
+    """Installed instead of the sampler under the 'fail' policy: stops the generation with the
+    message of the problem found before sampling."""
+
+    def sampler(*args, **kwargs):
+        raise W2SDFailure(f"W2SD: {error} (setting 'When W2SD cannot run' is 'fail')") from error
+
+    sampler.__signature__ = inspect.signature(original)
+    sampler.w2sd_original = original
+    return sampler
+
+
+# -- messages ---------------------------------------------------------------------------------------
+def _problem(p, run: Run, error: Exception, context: str) -> str:
+    """Record a W2SD problem (shown to the user; under 'fallback' the pass runs plain); returns
+    the message."""
+    message = str(error) if isinstance(error, W2SDError) else f"{type(error).__name__}: {error}"
+    fallback = settings.on_error() != "fail"
+    message = f"{context}: {message}" + ("; generated without W2SD" if fallback else "")
+    _warn(p, run, message)
+    return message
+
+
+def _warn(p, run: Run, message: str) -> None:
+    if message in run.warnings:
+        return
+    run.warnings.append(message)
+    run.backend.warn(p, "W2SD: " + message)
+    p.extra_generation_params[WARNING_KEY] = "; ".join(run.warnings)
+
+
+def _write_diagnostics(p, run: Run) -> None:
+    for kind, text in run.reflected.items():
+        p.extra_generation_params["W2SD reflected" + ("" if kind != HIRES else " (hires)")] = text
+    if run.gaps:
+        p.extra_generation_params["W2SD gap"] = ", ".join(f"{g:.4g}" for g in run.gaps.values())

@@ -1,0 +1,241 @@
+"""The Forge adapter (base.Backend), written against lllyasviel/stable-diffusion-webui-forge main
+(commit dfdcbab6): modules/processing.py, sd_samplers_kdiffusion.py, sd_samplers_cfg_denoiser.py,
+backend/sampling/sampling_function.py, backend/patcher/*, backend/loader.py and
+extensions-builtin/sd_forge_lora.
+
+Forge's `modules` are AUTOMATIC1111's with sampling moved onto `backend`, so ForgeBackend keeps
+A1111Backend's answers where the code W2SD touches is the same (settings, messages, which samplers
+can be reflected, installing on p.sampler.func, the CFG denoiser's per-call counters, the
+sampling-state snapshot) and answers differently where Forge differs:
+
+- CFG. In the hires pass Forge's denoiser ignores its cond_scale argument and uses p.hr_cfg
+  (sd_samplers_cfg_denoiser.py:187-188): the installed sampler gets cond_scale = p.hr_cfg in its
+  extra_args, and every W2SD call sets p.hr_cfg to its own scale for the call. At scale 1
+  Forge's sampling_function drops the uncond batch by itself (sampling_function.py:295-298).
+  A pass generated at CFG 1 has no uncond (processing.py:499-503, 1586-1590); the negative prompt
+  is then encoded in the hook for W2SD calls at another scale.
+- Inpainting. Forge's denoiser pre-blends x with noise drawn from the GLOBAL torch RNG on every
+  call (sd_samplers_cfg_denoiser.py:178-181): extra calls put that RNG back, so the sampler's own
+  calls draw what they would have drawn.
+- Prompts. SdConditioning carries the pass's distilled CFG (processing.py:491-492, 1579-1580).
+- LoRA. forge_lora.LoraSwitch: delta patches on Forge's online-LoRA path, per call; weights are
+  never touched.
+- Checkpoint. forge_unet: Forge's loader, UNet only; the call runs with `forge_objects.unet`
+  pointed at the weak UNet (sampling_function reads it per call, sampling_function.py:326).
+- The hires pass runs process_before_every_sampling twice (processing.py:1510, 1522) with a
+  forge_objects reset between: nothing here lives on forge_objects between hook and sampling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from typing import Any, Callable, Dict, Iterator, List
+
+import torch
+from modules import extra_networks, prompt_parser, sd_models, sd_samplers, shared
+
+from . import forge_lora, forge_unet, settings
+from .a1111 import A1111Backend
+from .base import Conds
+from .checkpoint import CheckpointError
+
+LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
+UNCOND_ATTR = "w2sd_forge_uncond"  # p's attribute: {hires?: uncond encoded for a pass at CFG 1}
+COND_CACHE_ATTR = "w2sd_cond_cache"
+
+
+class _LoraSession:
+    """One pass's LoRA switch and the multiplier asked for the current call (None: the prompt's)."""
+
+    def __init__(self, switch: forge_lora.LoraSwitch):
+        self.switch = switch
+        self.multiplier = None
+
+
+class ForgeBackend(A1111Backend):
+    name = "forge"
+
+    def __init__(self):
+        self._weak_call_patchers: Dict[int, Any] = {}  # id(strong patcher) -> weak call patcher, this pass
+
+    # -- the pass ---------------------------------------------------------------------------
+    def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
+        super().install(p, wrap)
+        if _is_hires(p):
+            p.sampler.func = _with_hires_cfg(p, p.sampler.func)
+        if _pass_uncond(p) is None:
+            self._encode_own_uncond(p)
+
+    def cfg_denoiser(self, p) -> Callable:
+        den = p.sampler.model_wrap_cfg
+        hires = _is_hires(p)
+
+        def denoise(x, sigma, **args):
+            scale = args.get("cond_scale")
+            if args.get("uncond") is None and scale is not None and not math.isclose(scale, 1.0):
+                args["uncond"] = p.__dict__.get(UNCOND_ATTR, {}).get(hires)
+            with contextlib.ExitStack() as stack:
+                if hires:
+                    stack.enter_context(self.restoring_attributes(p, "hr_cfg"))
+                    p.hr_cfg = scale
+                stack.enter_context(self._lora_for_call(p, den))
+                return den(x, sigma, **args)
+
+        return denoise
+
+    def sampling_state(self, p) -> Callable[[], None]:
+        restore_sampling = super().sampling_state(p)
+        restore_rng = _global_rng_snapshot()
+
+        def restore():
+            restore_sampling()
+            restore_rng()
+
+        return restore
+
+    # -- extra calls ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def extra_call(self, p, role: str) -> Iterator[None]:
+        restore_rng = _global_rng_snapshot() if p.sampler.model_wrap_cfg.mask is not None else None
+        try:
+            with super().extra_call(p, role):
+                yield
+        finally:
+            if restore_rng is not None:
+                restore_rng()
+
+    @contextlib.contextmanager
+    def cond_only(self, p) -> Iterator[bool]:
+        """Forge skips the uncond batch at scale 1 unless an extension asked it not to."""
+        unet = shared.sd_model.forge_objects.unet
+        yield not unet.model_options.get("disable_cfg1_optimization", False)
+
+    def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
+        return Conds(cond=self._encode(p, prompt, negative=False) if prompt else None,
+                     uncond=self._encode(p, negative_prompt, negative=True) if negative_prompt else None)
+
+    def _encode(self, p, texts, negative: bool):
+        """Conds of `texts` (one text for the whole batch, or one per image) for the current
+        pass, with the WebUI's own prompt machinery and cond cache (processing.py:442-505)."""
+        hires = _is_hires(p)
+        if hires:
+            width, height, distilled = p.hr_upscale_to_x, p.hr_upscale_to_y, p.hr_distilled_cfg
+            config = sd_samplers.find_sampler_config(p.hr_sampler_name or p.sampler_name)
+            steps = p.hr_second_pass_steps or p.steps
+            hires_steps = config.total_steps(steps) if config else steps
+            network_data = p.hr_extra_network_data
+        else:
+            width, height, distilled = p.width, p.height, getattr(p, "distilled_cfg_scale", None)
+            hires_steps, network_data = None, p.extra_network_data
+        if isinstance(texts, str):
+            texts = [extra_networks.parse_prompts([texts])[0][0]] * len(p.prompts)  # <lora:..> tags are not text
+        prompts = prompt_parser.SdConditioning(list(texts), is_negative_prompt=negative, width=width, height=height,
+                                               distilled_cfg_scale=distilled)
+        function = (prompt_parser.get_learned_conditioning if negative
+                    else prompt_parser.get_multicond_learned_conditioning)
+        slot = p.__dict__.setdefault(COND_CACHE_ATTR, {}).setdefault((tuple(texts), negative, hires), [None, None])
+        return p.get_conds_with_caching(function, prompts, p.firstpass_steps, [slot], network_data, hires_steps)
+
+    def _encode_own_uncond(self, p) -> None:
+        """The pass's negative prompts encoded as Forge would have at CFG != 1 (in the hook: encoding
+        loads the text encoder, which must not happen in the middle of sampling)."""
+        hires = _is_hires(p)
+        negatives = p.hr_negative_prompts if hires else p.negative_prompts
+        p.__dict__.setdefault(UNCOND_ATTR, {})[hires] = self._encode(p, list(negatives), negative=True)
+
+    # -- LoRA -------------------------------------------------------------------------------
+    def prompt_loras(self, p) -> List[str]:
+        sd_model = shared.sd_model
+        return forge_lora.lora_names(forge_lora.prompt_lora_patches(sd_model, sd_model.forge_objects.unet))
+
+    @contextlib.contextmanager
+    def lora_session(self, p) -> Iterator[None]:
+        sd_model = shared.sd_model
+        unet = sd_model.forge_objects.unet
+        patch_sets = forge_lora.prompt_lora_patches(sd_model, unet)
+        session = _LoraSession(forge_lora.LoraSwitch(unet, patch_sets)) if patch_sets else None
+        with self.restoring_keys(p.__dict__, LORA_ATTR):
+            p.__dict__[LORA_ATTR] = session
+            yield
+
+    @contextlib.contextmanager
+    def lora_multiplier(self, p, multiplier: float) -> Iterator[None]:
+        session = p.__dict__.get(LORA_ATTR)
+        if session is None:
+            yield
+            return
+        with self.restoring_attributes(session, "multiplier"):
+            session.multiplier = multiplier
+            yield
+
+    @staticmethod
+    def _lora_for_call(p, den):
+        """The LoRA switch for this call, on the UNet the call runs (not on a weak checkpoint's)."""
+        session = p.__dict__.get(LORA_ATTR)
+        if session is None or session.multiplier is None:
+            return contextlib.nullcontext()
+        if den.inner_model.inner_model.forge_objects.unet.model is not session.switch.model:
+            return contextlib.nullcontext()
+        return session.switch.applied(session.multiplier)
+
+    # -- a second UNet ----------------------------------------------------------------------
+    def load_unet(self, name: str) -> forge_unet.WeakUNet:
+        info = sd_models.get_closet_checkpoint_match(name)
+        if info is None:
+            raise CheckpointError(f"weak_checkpoint {name!r} is not in the WebUI's checkpoint list")
+        return forge_unet.cache.get(name, info, shared.sd_model)
+
+    @contextlib.contextmanager
+    def use_unet(self, p, handle: forge_unet.WeakUNet) -> Iterator[None]:
+        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
+        strong = forge_objects.unet
+        patcher = self._weak_call_patchers.get(id(strong))
+        if patcher is None:
+            forge_unet.cache.ensure_loaded(handle, strong)
+            patcher = self._weak_call_patchers[id(strong)] = forge_unet.call_patcher(handle, strong)
+        with self.restoring_attributes(forge_objects, "unet"):
+            forge_objects.unet = patcher
+            yield
+
+    def release_unets(self, generation_ended: bool) -> None:
+        self._weak_call_patchers.clear()
+        forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
+
+
+def _is_hires(p) -> bool:
+    return bool(getattr(p, "is_hr_pass", False))
+
+
+def _pass_uncond(p):
+    return p.hr_uc if _is_hires(p) else p.uc
+
+
+def _with_hires_cfg(p, func: Callable) -> Callable:
+    """`func` called with extra_args' cond_scale = p.hr_cfg, the scale Forge's hires pass really
+    uses (the sampler passes p.cfg_scale, which the denoiser ignores there)."""
+    signature = inspect.signature(func)
+
+    def sampler(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        if bound.arguments.get("extra_args") is not None:
+            bound.arguments["extra_args"] = dict(bound.arguments["extra_args"], cond_scale=p.hr_cfg)
+        return func(*bound.args, **bound.kwargs)
+
+    sampler.__signature__ = signature
+    sampler.w2sd_original = getattr(func, "w2sd_original", func)
+    return sampler
+
+
+def _global_rng_snapshot() -> Callable[[], None]:
+    """Save the global torch RNG (CPU, and CUDA when in use); the returned function restores it."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+
+    def restore():
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+    return restore

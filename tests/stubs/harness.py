@@ -1,0 +1,142 @@
+"""A WebUI in a box for tests: the A1111 stand-in with the real scripts/w2sd.py loaded, a
+TinySD model, the Lora stand-in, and `generate()` running process_images like the API does.
+
+`WebUI.reset()` puts every global back to a fresh server's state between tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, List
+
+import torch
+
+import networks
+import tiny_sd
+from modules import errors, extra_networks, processing, script_callbacks, scripts, sd_models, shared
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "w2sd.py")
+DEFAULTS = dict(prompt="a red cat", negative_prompt="blurry", steps=6, seed=1, cfg_scale=7.0, width=32, height=32)
+
+
+@dataclass
+class Call:
+    """One CFG denoiser call as the cfg_denoiser callback saw it."""
+
+    role: Any  # None (the sampler's own call), "weak" or "strong"
+    step: int  # den.step: the index prompt editing used
+    text_cond: torch.Tensor
+    lora: tuple  # unet multipliers of the loaded LoRAs
+
+
+@dataclass
+class Result:
+    processed: Any
+    p: Any
+    calls: List[Call] = field(default_factory=list)
+    unet_calls: List[int] = field(default_factory=list)
+
+    @property
+    def latents(self):
+        return torch.stack(self.processed.latents)
+
+    @property
+    def infotext(self) -> str:
+        return self.processed.infotexts[0]
+
+    def roles(self):
+        return [c.role for c in self.calls]
+
+    def batches(self):
+        """(role, rows the UNet got) per denoiser call: each CFG denoiser call is one UNet call
+        (batch_cond_uncond), so the two lists line up (the weak checkpoint's UNet counts apart)."""
+        assert len(self.calls) == len(self.unet_calls)
+        return [(c.role, rows) for c, rows in zip(self.calls, self.unet_calls, strict=True)]
+
+
+class WebUI:
+    def __init__(self):
+        self.model = tiny_sd.TinySD()
+        self.script = scripts.load_script(SCRIPT)()
+        self.observers = []  # functions(call: Call, p) run inside every cfg_denoiser callback
+        self.extra_scripts = []
+        self.reset()
+
+    def reset(self):
+        shared.opts.data.clear()
+        shared.state.begin()
+        shared.sd_model = self.model
+        self.model.model.diffusion_model = self.model.unet  # in case a test failed mid-swap
+        self.model.unet.calls.clear()
+        self.model.cond_stage_model.encoded.clear()
+        processing.StableDiffusionProcessing.cached_c = [None, None]
+        processing.StableDiffusionProcessing.cached_uc = [None, None]
+        processing.StableDiffusionProcessingTxt2Img.cached_hr_c = [None, None]
+        processing.StableDiffusionProcessingTxt2Img.cached_hr_uc = [None, None]
+        networks.loaded_networks.clear()
+        networks.available_networks.clear()
+        networks.switch_log.clear()
+        extra_networks.extra_network_registry.clear()
+        extra_networks.register_extra_network(networks.ExtraNetworkLora())
+        sd_models.checkpoints_list.clear()
+        sd_models.checkpoint_aliases.clear()
+        errors.reported.clear()
+        script_callbacks.clear_callbacks()
+        script_callbacks.on_cfg_denoiser(self._observe)
+        self.observers.clear()
+        self.extra_scripts.clear()
+        from lib_w2sd.webui import checkpoint
+
+        checkpoint.cache.clear()
+        self._calls = []
+
+    def _observe(self, params):
+        den = params.denoiser
+        p = den.p
+        nets = tuple(net.unet_multiplier for net in networks.loaded_networks)
+        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets)
+        self._calls.append(call)
+        for observe in self.observers:
+            observe(call, p)
+
+    def settings(self, **values):
+        shared.opts.data.update(values)
+
+    def generate(self, w2sd=None, img2img=False, args=None, **kwargs) -> Result:
+        """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list."""
+        shared.state.begin()
+        self.model.unet.calls.clear()
+        self._calls = []
+        options = dict(DEFAULTS, **kwargs)
+        cls = processing.StableDiffusionProcessingImg2Img if img2img else processing.StableDiffusionProcessingTxt2Img
+        if img2img:
+            h, w = options["height"], options["width"]
+            options.setdefault("init_images", [torch.linspace(0, 1, 3 * h * w).reshape(3, h, w)])
+        p = cls(**options)
+        p.scripts = scripts.ScriptRunner([self.script, *self.extra_scripts], is_img2img=img2img)
+        if args is None:
+            args = [dict(w2sd or {"enabled": False})] + [None] * len(self.extra_scripts)
+        p.script_args = args
+        processed = processing.process_images(p)
+        return Result(processed, p, list(self._calls), list(self.model.unet.calls))
+
+    def add_lora(self, name="style", seed=3, scale=0.3):
+        return networks.make_network(name, self.model.unet, seed=seed, scale=scale)
+
+    def register_checkpoints(self, directory):
+        sd_models.list_models(str(directory))
+
+
+def write_checkpoint(path, unet: torch.nn.Module, extra_keys=True):
+    """A checkpoint file as the WebUI's list holds them: the UNet under model.diffusion_model.*,
+    plus (by default) some text-encoder and VAE tensors W2SD must not load."""
+    from safetensors.torch import save_file
+
+    tensors = {"model.diffusion_model." + k: v.contiguous() for k, v in unet.state_dict().items()}
+    if extra_keys:
+        tensors["cond_stage_model.transformer.weight"] = torch.randn(64, 64)
+        tensors["first_stage_model.decoder.weight"] = torch.randn(64, 64)
+    save_file(tensors, str(path))
+    return path

@@ -1,0 +1,33 @@
+"""Stand-in for backend/nn/unet.py (Forge dfdcbab6): IntegratedUNet2DConditionModel, cut down
+to four layers with the real forward signature (x, timesteps, context, y, control,
+transformer_options). Built under `using_forge_operations`, so its Linear/Conv2d merge online
+LoRA patches as Forge's do. `calls` records the batch size of every forward (tests count
+denoiser evaluations per UNet with it)."""
+
+import torch
+
+
+class IntegratedUNet2DConditionModel(torch.nn.Module):
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __init__(self, in_channels=4, model_channels=8, context_dim=8, adm_in_channels=None, **kwargs):
+        super().__init__()
+        self.config = dict(in_channels=in_channels, model_channels=model_channels, context_dim=context_dim,
+                           adm_in_channels=adm_in_channels)
+        self.input = torch.nn.Conv2d(in_channels, model_channels, 3, padding=1)
+        self.time = torch.nn.Linear(8, model_channels)
+        self.context = torch.nn.Linear(context_dim, model_channels)
+        self.label = torch.nn.Linear(adm_in_channels, model_channels) if adm_in_channels else None
+        self.output = torch.nn.Conv2d(model_channels, 4, 3, padding=1)
+        self.calls = []
+
+    def forward(self, x, timesteps=None, context=None, y=None, control=None, transformer_options={}, **kwargs):
+        self.calls.append(x.shape[0])
+        freqs = torch.arange(4, dtype=torch.float32, device=x.device) + 1
+        t = timesteps.float()[:, None] / 1000 * freqs
+        emb = self.time(torch.cat([t.sin(), t.cos()], dim=1)) + self.context(context.mean(1))
+        if self.label is not None:
+            emb = emb + self.label(y)
+        return self.output(torch.tanh(self.input(x) + emb[:, :, None, None])) * 0.5
