@@ -22,7 +22,8 @@ def _plt():
 
 def _errorbar(ax, rows: List[Row], results, x, metric: str, **kw):
     stats = np.array([mean_std(values(r, results, metric)) for r in rows])
-    ax.errorbar(x, stats[:, 0], yerr=np.nan_to_num(stats[:, 1]), capsize=3, marker="o", **kw)
+    kw.setdefault("marker", "o")
+    ax.errorbar(x, stats[:, 0], yerr=np.nan_to_num(stats[:, 1]), capsize=3, **kw)
 
 
 def samples_and_classes(exp: Experiment, results: Dict[RunSpec, dict], path: Path) -> None:
@@ -57,11 +58,13 @@ def equal_calls(exp: Experiment, results, samplers, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("tv", "fd")):
-        for smp in samplers:
+        for smp, (marker, size) in zip(samplers, (("o", 9), ("s", 5), ("^", 7), ("v", 7))):
+            # distinct markers: W2SD + DPM++ 2M lies exactly on W2SD + Euler (see table b's note)
             for method, style in ((PLAIN_LABEL, "--"), ("W2SD", "-")):
                 rows = [r for r in exp.rows if r.info["sampler"] == smp and r.info["method"] == method]
                 calls = [values(r, results, "calls")[0] for r in rows]
-                _errorbar(ax, rows, results, calls, metric, linestyle=style, label=f"{smp} {method}")
+                _errorbar(ax, rows, results, calls, metric, linestyle=style, label=f"{smp} {method}",
+                          marker=marker, markersize=size)
         ax.set_xlabel("denoiser calls per sample")
         ax.set_ylabel({"tv": "class-balance TV (lower is better)",
                        "fd": "Fréchet distance (lower is better)"}[metric])

@@ -138,7 +138,7 @@ def _train_denoiser(x, y, mix, sigma_data, spec, seed, init):
         opt.step()
         sched.step()
         with torch.no_grad():
-            torch._foreach_lerp_(ema_params, model_params, 1 - spec.ema)
+            torch._foreach_lerp_(ema_params, model_params, 1 - spec.ema)  # all tensors at once
         losses.append(loss.item())
     return ema.eval(), losses
 
