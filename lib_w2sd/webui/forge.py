@@ -58,6 +58,7 @@ class ForgeBackend(A1111Backend):
     name = "forge"
 
     def __init__(self):
+        super().__init__()
         self._weak_call_patchers: Dict[int, Any] = {}  # id(strong patcher) -> weak call patcher, this pass
 
     # -- the pass ---------------------------------------------------------------------------
