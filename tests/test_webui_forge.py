@@ -5,22 +5,12 @@ and restoration after errors and interrupts. A tiny UNet on the CPU, real k-diff
 
 import pytest
 import torch
+from webui_patterns import reflected_pattern
 
 STAND_IN = "stubs_forge"
 CFG1 = {"enabled": True, "weak_cfg": 1.0, "reflect_steps": 0.5}
 LORA = {"enabled": True, "weak_lora_multiplier": -1.5, "strong_lora_multiplier": 1.5, "reflect_steps": 0.5}
 LORA_PROMPT = "a red cat <lora:style:0.8>"
-
-
-def reflected_pattern(steps, reflected, strong_rows, weak_rows, normal_rows):
-    """The UNet batch sizes of one pass: per reflected step a strong call and a weak call (the
-    default weak_sigma 'start' measures the gap without a probe call), then the sampler's own."""
-    batches = []
-    for i in range(steps):
-        if i < reflected:
-            batches += [("strong", strong_rows), ("weak", weak_rows)]
-        batches.append((None, normal_rows))
-    return batches
 
 
 def lora_attachments(model):
