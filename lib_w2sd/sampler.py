@@ -22,6 +22,10 @@ from .errors import InvalidOption, UnsupportedSampler
 from .reflection import WEAK_SIGMAS, Denoiser, reflect
 from .schedule import reflected_steps, segments
 
+# Noise levels at and above the data's own scale (SD latents and the bench's models have about
+# unit spread): W2SDReport.gap_high averages the gap over these steps.
+HIGH_NOISE_SIGMA = 1.0
+
 
 @dataclass
 class W2SDReport:
@@ -30,19 +34,32 @@ class W2SDReport:
     reflected_steps: List[int] = field(default_factory=list)
     strong_calls: int = 0  # extra strong calls made by reflections (and gap probes)
     weak_calls: int = 0
-    # (step, RMS(D_s - D_w) / sigma), kept as tensors while sampling: reading them would make the
-    # device wait at every step, so they become numbers only when asked for.
-    measured: List[Tuple[int, torch.Tensor]] = field(default_factory=list, repr=False)
+    # (step, sigma, RMS(D_s - D_w) / sigma), kept as tensors while sampling: reading them would
+    # make the device wait at every step, so they become numbers only when asked for.
+    measured: List[Tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list, repr=False)
 
     @property
     def gaps(self) -> List[Tuple[int, float]]:
         """(step, gap) for every measured step."""
-        return [(i, float(g)) for i, g in self.measured]
+        return [(i, float(g)) for i, _, g in self.measured]
 
     @property
     def gap(self) -> Optional[float]:
         """Mean weak-to-strong difference over the measured steps; None when nothing was measured."""
-        return float(torch.stack([g for _, g in self.measured]).mean()) if self.measured else None
+        return self.gap_above(0.0)
+
+    @property
+    def gap_high(self) -> Optional[float]:
+        """The gap over the high-noise steps (sigma >= HIGH_NOISE_SIGMA), where the sample's
+        layout is decided and W2SD's reflections matter most; None when no such step was measured.
+        It tells pairs apart better than the mean, which low-noise steps dominate (there even two
+        models trained alike on the same data differ in detail; README, "Reading the gap")."""
+        return self.gap_above(HIGH_NOISE_SIGMA)
+
+    def gap_above(self, sigma_min: float) -> Optional[float]:
+        """Mean gap over the measured steps starting at sigma >= sigma_min (None: no such step)."""
+        chosen = [g for _, sigma, g in self.measured if float(sigma) >= sigma_min]
+        return float(torch.stack(chosen).mean()) if chosen else None
 
 
 class _SigmasSchedule:
@@ -245,7 +262,7 @@ class _Reflector:
             report.strong_calls += outcome.strong_calls
             report.weak_calls += 1
             if outcome.gap is not None and (not report.measured or report.measured[-1][0] != i):
-                report.measured.append((i, outcome.gap))
+                report.measured.append((i, sigma, outcome.gap))
             probe = False  # one measurement per step is enough
         return x
 

@@ -2,8 +2,9 @@
 field and preset, and every bad value is refused with a message naming the field and the
 allowed values."""
 
+import importlib.util
 import json
-import re
+import os
 
 import pytest
 
@@ -72,27 +73,27 @@ def examples():
 CASES = examples()
 
 
+def _a1111_infotext_utils():
+    """The A1111 stand-in's infotext_utils (quote/unquote/re_param of A1111 1.10), loaded by path:
+    it imports nothing of the WebUI, so the core tests need no stand-in on sys.path."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs", "modules", "infotext_utils.py")
+    spec = importlib.util.spec_from_file_location("w2sd_test_infotext_utils", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+INFOTEXT_UTILS = _a1111_infotext_utils()
+
+
 def a1111_infotext_roundtrip(fields):
     """The WebUI's own path: processing.create_infotext joins `key: quote(value)` and
-    infotext_utils.parse_generation_parameters reads it back (A1111 1.10 quote/unquote/re_param,
-    copied here so the test needs no WebUI)."""
-    def quote(text):
-        if "," not in str(text) and "\n" not in str(text) and ":" not in str(text):
-            return text
-        return json.dumps(text, ensure_ascii=False)
-
-    def unquote(text):
-        if len(text) == 0 or text[0] != '"' or text[-1] != '"':
-            return text
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-
-    re_param = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-    line = ", ".join(f"{k}: {quote(v)}" for k, v in {"Steps": 20, **fields}.items())
+    infotext_utils.parse_generation_parameters reads it back."""
+    fields = {"Steps": 20, "Sampler": "Euler", "CFG scale": 7, **fields}
+    line = ", ".join(f"{k}: {INFOTEXT_UTILS.quote(v)}" for k, v in fields.items())
     assert "\n" not in line, "an infotext's parameters must stay on one line"
-    return {k: unquote(v) if v[:1] == '"' and v[-1:] == '"' else v for k, v in re_param.findall(line.strip())}
+    parsed = INFOTEXT_UTILS.parse_generation_parameters(line)
+    return {k: v for k, v in parsed.items() if k not in ("Prompt", "Negative prompt")}
 
 
 # -- round trips ----------------------------------------------------------------------------------

@@ -298,6 +298,19 @@ def test_gap_diagnostic_is_zero_for_identical_models_and_grows_with_the_differen
     assert gaps == sorted(gaps) and gaps[-1] > 0.01
 
 
+def test_high_noise_gap_averages_the_steps_at_or_above_unit_sigma():
+    _, wrapped = sample("Euler", STRONG.denoise, WEAK.denoise, n=64)
+    report = wrapped.last_report
+    by_step = dict(report.gaps)
+    high = [g for i, g in by_step.items() if float(SIGMAS[i]) >= lib_w2sd.sampler.HIGH_NOISE_SIGMA]
+    assert 0 < len(high) < len(by_step)  # reflected steps on both sides of sigma 1
+    assert report.gap_high == pytest.approx(sum(high) / len(high), rel=1e-6)
+    assert report.gap == pytest.approx(sum(by_step.values()) / len(by_step), rel=1e-6)
+    assert report.gap_above(float(SIGMAS[0]) * 2) is None
+    _, same = sample("Euler", STRONG.denoise, STRONG.denoise, n=64)
+    assert same.last_report.gap_high == 0.0
+
+
 def test_no_gap_without_probes_off_the_start_point():
     _, wrapped = sample("Euler", STRONG.denoise, WEAK.denoise, n=8, weak_sigma="next")
     assert wrapped.last_report.gap is None and wrapped.last_report.gaps == []

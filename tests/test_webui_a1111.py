@@ -151,7 +151,7 @@ def test_hires_pass_has_its_own_switch_and_step_count(webui, hires):
     first = reflected_pattern(6, 3, 2, 1, 2)
     second = reflected_pattern(8, 2, 2, 1, 2) if hires else [(None, 2)] * 8
     assert result.batches() == first + second
-    assert ("W2SD reflected (hires): 2/8" in result.infotext) == hires
+    assert ("W2SD hires reflected: 2/8" in result.infotext) == hires
 
 
 def test_img2img_with_batch_count_rewraps_its_one_sampler(webui):
@@ -219,6 +219,28 @@ def test_same_weak_and_strong_barely_changes_the_image(webui):
     small = (same.latents - plain.latents).abs().max()
     assert small < 1e-4 * (differs.latents - plain.latents).abs().max()  # 'start': an exact identity
     assert same.p.extra_generation_params["W2SD gap"] == "0"
+    assert same.p.extra_generation_params["W2SD gap high"] == "0"
+    assert "barely differ" in same.processed.comments and "barely differ" in same.infotext
+    assert "barely differ" not in differs.infotext
+
+
+def test_infotext_diagnostics_parse_back_intact(webui):
+    """The WebUI's own parser reads every key back whole: warnings with commas and colons, both
+    passes' keys (no parentheses in keys: the parser's key pattern has none)."""
+    from modules import infotext_utils
+
+    from lib_w2sd.params import W2SDParams
+
+    w2sd = {**CFG1, "weak_lora_multiplier": 0.0, "hires": True, "hires_reflect_steps": 0.25}
+    result = webui.generate(w2sd, enable_hr=True, hr_second_pass_steps=8, denoising_strength=0.5)
+    parsed = infotext_utils.parse_generation_parameters(result.infotext)
+    written = result.p.extra_generation_params
+    assert "no LoRA in the txt2img prompt: the LoRA difference is left out" in parsed["W2SD warning"]
+    for key in ("W2SD warning", "W2SD reflected", "W2SD hires reflected", "W2SD gap", "W2SD gap high",
+                "W2SD hires gap", "W2SD hires gap high"):
+        assert parsed[key] == written[key], key
+    assert parsed["W2SD hires reflected"] == "2/8" and float(parsed["W2SD hires gap"]) > 0
+    assert W2SDParams.from_infotext(parsed) == W2SDParams.from_dict(w2sd)
 
 
 UNSUPPORTED = [("DDIM", "timesteps"), ("DPM adaptive", "chooses its steps"), ("LCM", "latent consistency")]

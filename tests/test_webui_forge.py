@@ -76,7 +76,7 @@ def test_hires_pass_uses_hr_cfg_and_the_w2sd_scales(webui, strong_cfg, strong):
     assert scales == [("strong", strong), ("weak", 1.0), (None, 3.0), ("strong", strong), ("weak", 1.0),
                       (None, 3.0), (None, 3.0), (None, 3.0)]
     assert result.p.hr_cfg == 3.0
-    assert "W2SD reflected (hires): 2/4" in result.infotext
+    assert "W2SD hires reflected: 2/4" in result.infotext
 
 
 def test_hires_pass_runs_its_hook_twice_and_keeps_nothing_on_forge_objects(webui):
@@ -94,7 +94,7 @@ def test_hires_pass_runs_its_hook_twice_and_keeps_nothing_on_forge_objects(webui
     webui.extra_scripts.append(HookCounter())
     result = webui.generate({**CFG1, "hires": True}, enable_hr=True, hr_scale=1.5, hr_cfg=7.0, steps=4)
     assert [hr for hr, _ in hooks] == [False, True, True]
-    assert "W2SD reflected (hires)" in result.infotext
+    assert "W2SD hires reflected" in result.infotext
     after_lora = webui.model.forge_objects_after_applying_lora.unet
     assert webui.model.forge_objects.unet is after_lora
     assert all(unet is after_lora for _, unet in hooks)

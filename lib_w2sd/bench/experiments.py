@@ -250,14 +250,13 @@ class Runner:
                 out = wrapped(strong, x, sigmas, disable=True)
                 report = wrapped.last_report
         return out, {"calls": strong.calls + (weak.calls if weak else 0),
-                     **self._gaps(report, sigmas)}
+                     **self._gaps(report)}
 
-    def _gaps(self, report, sigmas) -> dict:
+    def _gaps(self, report) -> dict:
         """The engine's gap (mean over measured steps) and the same mean over high-noise steps."""
         if report is None or report.gap is None:
             return {"gap": None, "gap_hi": None}
-        high = [g for i, g in report.gaps if float(sigmas[i]) >= self.cfg.gap_sigma_min]
-        return {"gap": report.gap, "gap_hi": float(np.mean(high)) if high else None}
+        return {"gap": report.gap, "gap_hi": report.gap_above(self.cfg.gap_sigma_min)}
 
 
 # ----------------------------------------------------------------------------- the experiments

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import W2SDError
 from ..params import W2SDParams
@@ -27,6 +27,8 @@ from .base import HIRES, STRONG, WEAK, Backend, PassInfo, Variant
 
 ATTR = "w2sd_run"  # where a generation's Run lives on p
 WARNING_KEY = "W2SD warning"
+# Below this gap the weak model is, for the reflections, the strong one (README, "Reading the gap").
+NEAR_ZERO_GAP = 1e-3
 
 
 class W2SDFailure(W2SDError):
@@ -43,7 +45,7 @@ class Run:
     settings_error: Optional[Exception] = None  # bad settings: no pass of this generation reflects
     warnings: List[str] = field(default_factory=list)
     reflected: Dict[str, str] = field(default_factory=dict)  # pass kind -> "reflected/total"
-    gaps: Dict[str, float] = field(default_factory=dict)
+    gaps: Dict[str, Tuple[float, Optional[float]]] = field(default_factory=dict)  # pass kind -> (mean, high)
     unets: Dict[str, Any] = field(default_factory=dict)  # weak checkpoint name -> handle
 
 
@@ -194,7 +196,8 @@ def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, str
         report = wrapped.last_report
         run.reflected[info.kind] = f"{len(report.reflected_steps)}/{n_steps}"
         if report.gap is not None:
-            run.gaps[info.kind] = report.gap
+            run.gaps[info.kind] = (report.gap, report.gap_high)
+            _check_gap(p, run, info.kind)
         _write_diagnostics(p, run)
         return result
 
@@ -234,8 +237,27 @@ def _warn(p, run: Run, message: str) -> None:
     p.extra_generation_params[WARNING_KEY] = "; ".join(run.warnings)
 
 
+def _check_gap(p, run: Run, kind: str) -> None:
+    """Warn when the weak model does not differ from the strong one where it matters."""
+    mean, high = run.gaps[kind]
+    gap = high if high is not None else mean
+    if gap < NEAR_ZERO_GAP:
+        _warn(p, run, f"in the {kind} pass the weak and strong models barely differ (gap {gap:.2g} < "
+                      f"{NEAR_ZERO_GAP:g}): reflections change almost nothing; make the weak model weaker "
+                      "(a lower weak CFG, a LoRA multiplier further from the prompt's, another checkpoint)")
+
+
 def _write_diagnostics(p, run: Run) -> None:
+    """Infotext keys per pass: "W2SD reflected" (reflected/total steps), "W2SD gap" (mean over the
+    reflected steps) and "W2SD gap high" (over those at sigma >= 1); the hires pass's keys say
+    "W2SD hires ...". Diagnostics only: pasting an infotext does not read them."""
     for kind, text in run.reflected.items():
-        p.extra_generation_params["W2SD reflected" + ("" if kind != HIRES else " (hires)")] = text
-    if run.gaps:
-        p.extra_generation_params["W2SD gap"] = ", ".join(f"{g:.4g}" for g in run.gaps.values())
+        p.extra_generation_params[_key(kind, "reflected")] = text
+    for kind, (mean, high) in run.gaps.items():
+        p.extra_generation_params[_key(kind, "gap")] = f"{mean:.4g}"
+        if high is not None:
+            p.extra_generation_params[_key(kind, "gap high")] = f"{high:.4g}"
+
+
+def _key(kind: str, name: str) -> str:
+    return "W2SD " + ("hires " if kind == HIRES else "") + name

@@ -3,10 +3,10 @@
 backend/sampling/sampling_function.py, backend/patcher/*, backend/loader.py and
 extensions-builtin/sd_forge_lora.
 
-Forge's `modules` are AUTOMATIC1111's with sampling moved onto `backend`, so ForgeBackend keeps
-A1111Backend's answers where the code W2SD touches is the same (settings, messages, which samplers
-can be reflected, installing on p.sampler.func, the CFG denoiser's per-call counters, the
-sampling-state snapshot) and answers differently where Forge differs:
+Forge's `modules` are AUTOMATIC1111's with sampling moved onto `backend`: ForgeBackend shares
+family.FamilyBackend with the A1111 adapter (messages, which samplers can be reflected,
+installing on p.sampler.func, the CFG denoiser's per-call counters, the sampling-state snapshot,
+prompt encoding) and answers differently where Forge differs:
 
 - CFG. In the hires pass Forge's denoiser ignores its cond_scale argument and uses p.hr_cfg
   (sd_samplers_cfg_denoiser.py:187-188): the installed sampler gets cond_scale = p.hr_cfg in its
@@ -34,16 +34,13 @@ import math
 from typing import Any, Callable, Dict, Iterator, List
 
 import torch
-from modules import extra_networks, prompt_parser, sd_models, sd_samplers, shared
+from modules import shared
 
 from . import forge_lora, forge_unet, settings
-from .a1111 import A1111Backend
-from .base import Conds
-from .checkpoint import CheckpointError
+from .family import FamilyBackend, is_hires
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
 UNCOND_ATTR = "w2sd_forge_uncond"  # p's attribute: {hires?: uncond encoded for a pass at CFG 1}
-COND_CACHE_ATTR = "w2sd_cond_cache"
 
 
 class _LoraSession:
@@ -54,7 +51,7 @@ class _LoraSession:
         self.multiplier = None
 
 
-class ForgeBackend(A1111Backend):
+class ForgeBackend(FamilyBackend):
     name = "forge"
 
     def __init__(self):
@@ -64,14 +61,14 @@ class ForgeBackend(A1111Backend):
     # -- the pass ---------------------------------------------------------------------------
     def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
         super().install(p, wrap)
-        if _is_hires(p):
+        if is_hires(p):
             p.sampler.func = _with_hires_cfg(p, p.sampler.func)
         if _pass_uncond(p) is None:
             self._encode_own_uncond(p)
 
     def cfg_denoiser(self, p) -> Callable:
         den = p.sampler.model_wrap_cfg
-        hires = _is_hires(p)
+        hires = is_hires(p)
 
         def denoise(x, sigma, **args):
             scale = args.get("cond_scale")
@@ -113,38 +110,16 @@ class ForgeBackend(A1111Backend):
         unet = shared.sd_model.forge_objects.unet
         yield not unet.model_options.get("disable_cfg1_optimization", False)
 
-    def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
-        return Conds(cond=self._encode(p, prompt, negative=False) if prompt else None,
-                     uncond=self._encode(p, negative_prompt, negative=True) if negative_prompt else None)
-
-    def _encode(self, p, texts, negative: bool):
-        """Conds of `texts` (one text for the whole batch, or one per image) for the current
-        pass, with the WebUI's own prompt machinery and cond cache (processing.py:442-505)."""
-        hires = _is_hires(p)
-        if hires:
-            width, height, distilled = p.hr_upscale_to_x, p.hr_upscale_to_y, p.hr_distilled_cfg
-            config = sd_samplers.find_sampler_config(p.hr_sampler_name or p.sampler_name)
-            steps = p.hr_second_pass_steps or p.steps
-            hires_steps = config.total_steps(steps) if config else steps
-            network_data = p.hr_extra_network_data
-        else:
-            width, height, distilled = p.width, p.height, getattr(p, "distilled_cfg_scale", None)
-            hires_steps, network_data = None, p.extra_network_data
-        if isinstance(texts, str):
-            texts = [extra_networks.parse_prompts([texts])[0][0]] * len(p.prompts)  # <lora:..> tags are not text
-        prompts = prompt_parser.SdConditioning(list(texts), is_negative_prompt=negative, width=width, height=height,
-                                               distilled_cfg_scale=distilled)
-        function = (prompt_parser.get_learned_conditioning if negative
-                    else prompt_parser.get_multicond_learned_conditioning)
-        slot = p.__dict__.setdefault(COND_CACHE_ATTR, {}).setdefault((tuple(texts), negative, hires), [None, None])
-        return p.get_conds_with_caching(function, prompts, p.firstpass_steps, [slot], network_data, hires_steps)
+    def conditioning_extras(self, p, hires: bool) -> Dict[str, Any]:
+        """Forge's SdConditioning carries the pass's distilled CFG (processing.py:491-492, 1579-1580)."""
+        return {"distilled_cfg_scale": p.hr_distilled_cfg if hires else getattr(p, "distilled_cfg_scale", None)}
 
     def _encode_own_uncond(self, p) -> None:
         """The pass's negative prompts encoded as Forge would have at CFG != 1 (in the hook: encoding
         loads the text encoder, which must not happen in the middle of sampling)."""
-        hires = _is_hires(p)
+        hires = is_hires(p)
         negatives = p.hr_negative_prompts if hires else p.negative_prompts
-        p.__dict__.setdefault(UNCOND_ATTR, {})[hires] = self._encode(p, list(negatives), negative=True)
+        p.__dict__.setdefault(UNCOND_ATTR, {})[hires] = self.encode(p, list(negatives), negative=True)
 
     # -- LoRA -------------------------------------------------------------------------------
     def prompt_loras(self, p) -> List[str]:
@@ -183,10 +158,7 @@ class ForgeBackend(A1111Backend):
 
     # -- a second UNet ----------------------------------------------------------------------
     def load_unet(self, name: str) -> forge_unet.WeakUNet:
-        info = sd_models.get_closet_checkpoint_match(name)
-        if info is None:
-            raise CheckpointError(f"weak_checkpoint {name!r} is not in the WebUI's checkpoint list")
-        return forge_unet.cache.get(name, info, shared.sd_model)
+        return forge_unet.cache.get(name, self.checkpoint_info(name), shared.sd_model)
 
     @contextlib.contextmanager
     def use_unet(self, p, handle: forge_unet.WeakUNet) -> Iterator[None]:
@@ -205,12 +177,8 @@ class ForgeBackend(A1111Backend):
         forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
 
 
-def _is_hires(p) -> bool:
-    return bool(getattr(p, "is_hr_pass", False))
-
-
 def _pass_uncond(p):
-    return p.hr_uc if _is_hires(p) else p.uc
+    return p.hr_uc if is_hires(p) else p.uc
 
 
 def _with_hires_cfg(p, func: Callable) -> Callable:

@@ -1,7 +1,7 @@
 """Stand-in for modules/processing.py (A1111 v1.10.1, 82a973c0): StableDiffusionProcessing
 (Txt2Img with the hires-fix second pass, Img2Img with inpainting masks), process_images and
 process_images_inner with the real order of script hooks, the cond cache
-(get_conds_with_caching / cached_params), Processed and a short infotext.
+(get_conds_with_caching / cached_params), Processed and a short infotext (quoted as the real one).
 
 Images stay tensors: `Processed.images` holds each image's decoded tensor and
 `Processed.latents` the sampled latents, so tests can compare runs bit for bit. Left out:
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from modules import devices, extra_networks, prompt_parser, rng, sd_models, sd_samplers, shared
+from modules import devices, extra_networks, infotext_utils, prompt_parser, rng, sd_models, sd_samplers, shared
 from modules.shared import opts, state
 
 opt_C, opt_f = 4, 8
@@ -143,7 +143,7 @@ def create_infotext(p, index=0):
     params = {"Steps": p.steps, "Sampler": p.sampler_name, "CFG scale": p.cfg_scale, "Seed": p.all_seeds[index]}
     for key, value in p.extra_generation_params.items():
         params[key] = value(p=p, index=index) if callable(value) else value
-    text = ", ".join(f"{k}: {v}" for k, v in params.items() if v is not None)
+    text = ", ".join(f"{k}: {infotext_utils.quote(v)}" for k, v in params.items() if v is not None)  # processing.py:812
     return f"{p.all_prompts[index]}\nNegative prompt: {p.all_negative_prompts[index]}\n{text}"
 
 

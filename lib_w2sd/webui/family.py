@@ -1,0 +1,158 @@
+"""What AUTOMATIC1111 1.10 and Forge answer alike: Forge's `modules` are A1111's wherever W2SD
+touches them here (checked against A1111 v1.10.1 82a973c0 and Forge dfdcbab6):
+
+- modules/sd_samplers_kdiffusion.py: KDiffusionSampler keeps its k-diffusion function in
+  `p.sampler.func` and its CFG denoiser in `p.sampler.model_wrap_cfg`; LCM and the timestep
+  samplers (DDIM, PLMS, UniPC) are other classes.
+- modules/sd_samplers_cfg_denoiser.py: the denoiser's `step` counter picks the prompt-editing
+  conds and sets `sampler.last_latent` / `state.current_latent`; the padded-cond warnings flip
+  `padded_cond_uncond*` once.
+- modules/processing.py: `p.rng` (ImageRNG) draws the sampler's noise; `p.comment` shows a
+  message under the image; `p.get_conds_with_caching` encodes prompts with the WebUI's cache.
+- modules/prompt_parser.py: SdConditioning, get_(multicond_)learned_conditioning.
+- modules/sd_models.py: get_closet_checkpoint_match (names from the WebUI's own list only).
+
+`a1111.A1111Backend` and `forge.ForgeBackend` both derive from FamilyBackend and add the
+answers that differ (uncond skipping, LoRA switching, the second UNet, Forge's hires CFG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import sys
+from typing import Any, Callable, Dict, Iterator
+
+from modules import extra_networks, processing, prompt_parser, sd_models, sd_samplers, shared
+from modules.sd_samplers_kdiffusion import KDiffusionSampler
+
+from .base import HIRES, IMG2IMG, TXT2IMG, Backend, Conds, PassInfo
+from .checkpoint import CheckpointError
+
+COND_CACHE_ATTR = "w2sd_cond_cache"  # p's attribute: W2SD's own slots in the WebUI's cond cache
+
+
+class FamilyBackend(Backend):
+    """The answers shared by the A1111 and Forge adapters."""
+
+    # -- messages ---------------------------------------------------------------------------
+    def warn(self, p, message: str) -> None:
+        p.comment(message)
+        print(message, file=sys.stderr)
+
+    # -- the pass ---------------------------------------------------------------------------
+    def pass_info(self, p) -> PassInfo:
+        if is_hires(p):
+            kind, name = HIRES, getattr(p, "hr_sampler_name", None) or p.sampler_name
+        else:
+            kind = IMG2IMG if isinstance(p, processing.StableDiffusionProcessingImg2Img) else TXT2IMG
+            name = p.sampler_name
+        return PassInfo(kind=kind, sampler_name=name, unsupported=self._unsupported(p, name))
+
+    @staticmethod
+    def _unsupported(p, name: str):
+        sampler = p.sampler
+        if not isinstance(sampler, KDiffusionSampler):
+            return (f"the sampler {name!r} steps through timesteps, not noise levels; "
+                    "W2SD works with k-diffusion samplers (Euler, Euler a, Heun, DPM++ 2M, ...)")
+        if type(sampler).__name__ == "LCMSampler":
+            return f"the sampler {name!r} (latent consistency, its own maths) is not supported"
+        parameters = inspect.signature(getattr(sampler.func, "w2sd_original", sampler.func)).parameters
+        if "sigmas" not in parameters and not {"sigma_min", "sigma_max", "n"} <= set(parameters):
+            return f"the sampler {name!r} chooses its steps as it goes; W2SD needs a fixed schedule"
+        if getattr(p, "refiner_checkpoint_info", None) is not None:
+            return "the refiner switches models in the middle of sampling"
+        return None
+
+    def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
+        sampler = p.sampler
+        sampler.func = wrap(getattr(sampler.func, "w2sd_original", sampler.func))
+
+    def uninstall(self, p) -> None:
+        sampler = getattr(p, "sampler", None)
+        original = getattr(getattr(sampler, "func", None), "w2sd_original", None)
+        if original is not None:
+            sampler.func = original
+
+    def cfg_denoiser(self, p) -> Callable:
+        return p.sampler.model_wrap_cfg
+
+    def sampling_state(self, p) -> Callable[[], None]:
+        rng, den, sampler, state = p.rng, p.sampler.model_wrap_cfg, p.sampler, shared.state
+        generators = list(rng.generators)
+        states = [g.get_state() if hasattr(g, "get_state") else copy.copy(vars(g)) for g in generators]
+        saved = (rng.is_first if hasattr(rng, "is_first") else None, den.step, sampler.last_latent,
+                 state.sampling_step, state.current_latent)
+
+        def restore():
+            rng.generators = generators
+            for g, s in zip(generators, states):
+                g.set_state(s) if hasattr(g, "set_state") else vars(g).update(s)
+            is_first, den.step, sampler.last_latent, state.sampling_step, state.current_latent = saved
+            if is_first is not None:
+                rng.is_first = is_first
+
+        return restore
+
+    # -- extra calls ------------------------------------------------------------------------
+    # Infotext keys A1111's denoiser writes when it skips the uncond batch (ours must not leave them).
+    _SKIP_KEYS = ("Skip Early CFG", "NGMS", "NGMS all steps")
+
+    @contextlib.contextmanager
+    def extra_call(self, p, role: str) -> Iterator[None]:
+        den, sampler = p.sampler.model_wrap_cfg, p.sampler
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.restoring_attributes(den, "step", "padded_cond_uncond", "padded_cond_uncond_v0"))
+            stack.enter_context(self.restoring_attributes(sampler, "last_latent"))
+            stack.enter_context(self.restoring_attributes(shared.state, "current_latent"))
+            stack.enter_context(self.restoring_keys(p.extra_generation_params, *self._SKIP_KEYS))
+            p.w2sd_extra_call = role
+            try:
+                yield
+            finally:
+                p.w2sd_extra_call = None
+
+    # -- prompts ----------------------------------------------------------------------------
+    def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
+        return Conds(cond=self.encode(p, prompt, negative=False) if prompt else None,
+                     uncond=self.encode(p, negative_prompt, negative=True) if negative_prompt else None)
+
+    def encode(self, p, texts, negative: bool):
+        """Conds of `texts` (one text for the whole batch, or one per image) for the current pass,
+        with the WebUI's own prompt machinery and cond cache (processing.py, setup_conds)."""
+        hires = is_hires(p)
+        if hires:
+            width, height = p.hr_upscale_to_x, p.hr_upscale_to_y
+            config = sd_samplers.find_sampler_config(p.hr_sampler_name or p.sampler_name)
+            steps = p.hr_second_pass_steps or p.steps
+            hires_steps = config.total_steps(steps) if config else steps
+            network_data = p.hr_extra_network_data
+        else:
+            width, height, hires_steps, network_data = p.width, p.height, None, p.extra_network_data
+        if isinstance(texts, str):
+            texts = [extra_networks.parse_prompts([texts])[0][0]] * len(p.prompts)  # <lora:..> tags are not text
+        prompts = prompt_parser.SdConditioning(list(texts), is_negative_prompt=negative, width=width, height=height,
+                                               **self.conditioning_extras(p, hires))
+        function = (prompt_parser.get_learned_conditioning if negative
+                    else prompt_parser.get_multicond_learned_conditioning)
+        slot = p.__dict__.setdefault(COND_CACHE_ATTR, {}).setdefault((tuple(texts), negative, hires), [None, None])
+        return p.get_conds_with_caching(function, prompts, p.firstpass_steps, [slot], network_data, hires_steps)
+
+    def conditioning_extras(self, p, hires: bool) -> Dict[str, Any]:
+        """Further SdConditioning arguments of this WebUI for the pass (A1111: none)."""
+        return {}
+
+    # -- a second UNet ----------------------------------------------------------------------
+    @staticmethod
+    def checkpoint_info(name: str):
+        """The WebUI's CheckpointInfo for a name of its checkpoint list (never a path)."""
+        info = sd_models.get_closet_checkpoint_match(name)
+        if info is None:
+            raise CheckpointError(f"weak_checkpoint {name!r} is not in the WebUI's checkpoint list")
+        return info
+
+
+def is_hires(p) -> bool:
+    """The pass about to sample is the hires-fix second pass."""
+    return bool(getattr(p, "is_hr_pass", False))
