@@ -17,6 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINTS = ["base-v1-5.safetensors", "dreamshaper_8.safetensors"]
 
 
+def test_runs_on_the_gradio_dev_test_asks_for():
+    """dev/test.sh runs this file on A1111's gradio 3 and again on Forge's gradio 4."""
+    expected = os.environ.get("W2SD_EXPECT_GRADIO")
+    if not expected:
+        pytest.skip("W2SD_EXPECT_GRADIO not set (run through dev/test.sh)")
+    assert gr.__version__.split(".")[0] == expected
+
+
 @pytest.fixture(scope="module")
 def webui(stand_in, tmp_path_factory):
     """The stand-in with two checkpoints listed (names only: nothing loads them)."""

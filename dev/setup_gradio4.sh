@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates (once) a venv with Forge's gradio 4 layered over the main venv (dev/setup.sh): gradio
+# and its dependencies are installed in it, everything else (torch, k-diffusion, pytest) is read
+# from the main venv through a .pth file placed after the venv's own packages. Prints its python.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+main_python=$(bash "$here/setup.sh")
+main_site=$("$main_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+key=$( (cat "$here/requirements-gradio4.txt"; echo "$main_site") | sha256sum | cut -c1-12)
+venv=${W2SD_VENV_GRADIO4:-$HOME/.cache/sd-webui-w2sd/venv-gradio4-$key}
+if [ ! -f "$venv/.complete" ]; then
+  echo "setting up $venv (gradio 4 over the main venv; about a minute)" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet -r "$here/requirements-gradio4.txt" >&2
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$main_site" > "$site/zz-w2sd-main-venv.pth"
+  touch "$venv/.complete"
+fi
+echo "$venv/bin/python"
