@@ -58,16 +58,20 @@ def reflect(
     s, s_next = float(sigma), float(sigma_next)
     s_in = x.new_ones([x.shape[0]])
     d_strong = strong(x, s * s_in, **extra_args)
-    x_down = torch.lerp(d_strong, x, s_next / s)  # x + (s_next - s) / s * (x - d_strong)
-    y = x if weak_sigma == "start" else x_down
-    s_w = s_next if weak_sigma == "next" else s
-    d_weak = weak(y, s_w * s_in, **extra_args)
-    x_up = x_down + (s - s_next) / s_w * (y - d_weak)
-    gap, strong_calls = None, 1
     if weak_sigma == "start":
-        gap = _rms(d_strong - d_weak) / s_w
-    elif probe_gap:
-        gap, strong_calls = _rms(strong(y, s_w * s_in, **extra_args) - d_weak) / s_w, 2
+        # Both models read at (x, sigma): the two steps sum to x + (1 - s_next/s) (D_s - D_w),
+        # computed in that form so that equal denoisers give back x bit for bit.
+        d_weak = weak(x, s * s_in, **extra_args)
+        difference = d_strong - d_weak
+        x_up = x + (strength * (s - s_next) / s) * difference
+        return ReflectionOutcome(x_up, _rms(difference) / s, 1)
+    x_down = torch.lerp(d_strong, x, s_next / s)  # x + (s_next - s) / s * (x - d_strong)
+    s_w = s_next if weak_sigma == "next" else s
+    d_weak = weak(x_down, s_w * s_in, **extra_args)
+    x_up = x_down + (s - s_next) / s_w * (x_down - d_weak)
+    gap, strong_calls = None, 1
+    if probe_gap:
+        gap, strong_calls = _rms(strong(x_down, s_w * s_in, **extra_args) - d_weak) / s_w, 2
     if strength != 1.0:
         # strength scales the displacement, so 0 is the identity and 1 the paper's reflection
         x_up = torch.lerp(x, x_up, strength)
