@@ -8,9 +8,8 @@ the ratios reflect the mechanisms, not a real SD UNet's absolute speed. Prints:
 
 1. weak CFG 1.0: UNet rows and time of a weak call vs the sampler's own call;
 2. LoRA difference: a reflected step with a LoRA difference vs one with a CFG difference
-   (both full batches), with each way of switching (setting w2sd_lora_switch: re-merging,
-   what 'auto' picks on the CPU, and the Lora extension's functional mode, 'auto' on a GPU),
-   and the functional mode's cost on ordinary steps, each against one UNet evaluation;
+   (both full batches), the functional mode's cost on ordinary steps, and what switching by
+   re-merging (A1111's default mode) would cost instead, each against one UNet evaluation;
 3. weak checkpoint: bytes of the weak UNet vs the model's UNet, and the process's resident
    memory growth while loading it.
 """
@@ -101,33 +100,26 @@ def main():
     print(f"   time of a weak call / own call: {mean(s for _, s in weak) / mean(s for _, s in own):.2f}")
 
     # 2. LoRA difference vs CFG difference
-    from modules import shared
-
     webui.add_lora("bench", scale=0.05)
     prompt = "a red cat <lora:bench:0.8>"
     _, t_plain, plain_calls = timed(webui, None, prompt=prompt, **common)
     _, t_cfg, _ = timed(webui, {**every, "weak_cfg": 3.0}, prompt=prompt, **common)
-    unet_eval = mean(s for role, _, s in plain_calls)
-    step_cfg = (t_cfg - t_plain) / reflected
-    print("2. LoRA difference vs CFG difference (extra time per reflected step; both add 2 full-batch calls)")
-    print(f"   one UNet evaluation (batch 2, merged LoRA): {unet_eval * 1000:.1f} ms; "
-          f"CFG difference: {step_cfg * 1000:.1f} ms per reflected step")
     lora = {**every, "weak_lora_multiplier": -1.5, "strong_lora_multiplier": 1.5}
-    for switch in ("remerge", "functional"):
-        shared.opts.data["w2sd_lora_switch"] = switch
-        try:
-            _, t_lora, lora_calls = timed(webui, lora, prompt=prompt, **common)
-        finally:
-            shared.opts.data.pop("w2sd_lora_switch")
-        step_lora = (t_lora - t_plain) / reflected
-        own = mean(s for role, _, s in lora_calls if role is None)
-        print(f"   {switch:>10}: {step_lora * 1000:.1f} ms per reflected step, "
-              f"ratio to CFG {step_lora / step_cfg:.2f}; "
-              f"switching cost {(step_lora - step_cfg) / unet_eval:+.2f} UNet evaluations per reflected step; "
-              f"ordinary call / merged {own / unet_eval:.2f}; whole generation / CFG difference {t_lora / t_cfg:.2f}")
+    _, t_lora, lora_calls = timed(webui, lora, prompt=prompt, **common)
+    unet_eval = mean(s for role, _, s in plain_calls)
+    step_cfg, step_lora = (t_cfg - t_plain) / reflected, (t_lora - t_plain) / reflected
+    own_functional = mean(s for role, _, s in lora_calls if role is None)
+    print("2. LoRA difference (functional LoRA while reflecting)")
+    print(f"   one UNet evaluation (batch 2, merged LoRA): {unet_eval * 1000:.1f} ms")
+    print(f"   extra time per reflected step: CFG difference {step_cfg * 1000:.1f} ms, "
+          f"LoRA difference {step_lora * 1000:.1f} ms, ratio {step_lora / step_cfg:.2f}")
+    print(f"   switching cost per reflected step vs one UNet evaluation: "
+          f"{(step_lora - step_cfg) / unet_eval:+.2f} (includes the functional forward of 2 extra calls)")
+    print(f"   ordinary step in functional mode / merged: {own_functional / unet_eval:.2f}")
+    print(f"   whole generation: LoRA difference / CFG difference: {t_lora / t_cfg:.2f}")
     remerge = remerge_cost(webui, prompt, common)
-    print(f"   one re-merge alone (forward after a multiplier change minus forward): {remerge * 1000:.1f} ms "
-          f"= {remerge / unet_eval:.2f} UNet evaluations; a reflected step makes 3")
+    print(f"   for comparison, one switch by re-merging (A1111's default mode): {remerge * 1000:.1f} ms "
+          f"= {remerge / unet_eval:.2f} UNet evaluations; a reflected step needs 3 switches")
 
     # 3. weak checkpoint memory
     from lib_w2sd.webui import checkpoint

@@ -8,11 +8,11 @@ extensions-builtin/Lora/networks.py of v1.10.1 (commit 82a973c0).
 - A CFG scale of 1 still runs the uncond batch there; cond_only skips it through the WebUI's own
   skip-early-CFG branch (opts.skip_early_cond = inf for that call), which combines at scale 1.
 - LoRA: the built-in Lora merges weights lazily per layer, keyed by every network's multipliers,
-  so changing `unet_multiplier` re-merges each LoRA layer from its CPU backup at its next
-  forward. On a GPU (setting w2sd_lora_switch 'auto') lora_session turns on the Lora extension's
-  own functional mode for the pass instead (LoRA added in each layer's forward), so switching is
-  only setting `unet_multiplier`. Afterwards the option and multipliers are put back and the
-  layers that held the prompt's LoRAs are merged again, bit-identical to before.
+  so changing a multiplier re-merges each LoRA layer from its CPU backup. For a pass with a LoRA
+  difference, lora_session turns on the Lora extension's own functional mode (LoRA added in
+  each layer's forward); switching is then only setting `unet_multiplier`. Afterwards the option
+  and multipliers are put back and the layers that held the prompt's LoRAs are merged again,
+  bit-identical to before.
 - Weak checkpoint: a copy of shared.sd_model.model.diffusion_model filled from the file
   (checkpoint.py), swapped in as `model.diffusion_model` for the weak call.
 """
@@ -65,34 +65,18 @@ class A1111Backend(FamilyBackend):
         layers = [m for m in shared.sd_model.model.diffusion_model.modules() if hasattr(m, "network_layer_name")]
         merged = [(layer, getattr(layer, "network_current_names", ())) for layer in layers]
         try:
-            with contextlib.ExitStack() as stack:
-                if self._lora_switch() == "functional":
-                    stack.enter_context(self.restoring_keys(shared.opts.data, "lora_functional"))
-                    shared.opts.data["lora_functional"] = True
-                stack.enter_context(self._multipliers_restored())
-                yield
+            with self.restoring_keys(shared.opts.data, "lora_functional"):
+                shared.opts.data["lora_functional"] = True
+                with self._multipliers_restored():
+                    yield
         finally:
             self._remerge(merged)
 
-    @staticmethod
-    def _lora_switch() -> str:
-        """'functional' or 'remerge' (setting w2sd_lora_switch). Functional mode adds each LoRA in
-        its layer's forward, a small cost on every call; re-merging restores each LoRA layer
-        from its backup, which the Lora extension keeps in CPU RAM (networks.py:376-380): a
-        host-to-device copy per switch on a GPU, a memory copy on the CPU."""
-        choice = settings.lora_switch()
-        if shared.opts.data.get("lora_functional") or choice == "functional":
-            return "functional"
-        if choice == "remerge":
-            return "remerge"
-        return "remerge" if devices.device.type == "cpu" else "functional"
-
     def _remerge(self, merged) -> None:
         """Functional mode unmerged each layer it ran (weights back to the original, backup
-        dropped); re-merging may leave a layer holding a switched multiplier. Merge again the
-        layers that held the current LoRAs before the session, so weights and bookkeeping are
-        bit-identical to before (the Lora extension itself would redo this merge on the layer's
-        next forward)."""
+        dropped). Merge again the layers that held the current LoRAs before the session, so
+        weights and bookkeeping are bit-identical to before (the Lora extension itself would
+        redo this merge on the layer's next forward)."""
         networks = self._networks()
         wanted = tuple((x.name, x.te_multiplier, x.unet_multiplier, x.dyn_dim) for x in networks.loaded_networks)
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The "W2SD" section of the WebUI's Settings tab, and typed readers of its keys.
+"""The "W2SD" section of the WebUI's Settings tab, and typed readers of its three keys.
 
 Registered with `script_callbacks.on_ui_settings(on_ui_settings)` (see ui.register_callbacks).
 Readers never fail: an unknown stored value (an old config, a hand-edited file) reads as the
@@ -14,11 +14,9 @@ SECTION = ("w2sd", "W2SD")
 DEFAULT_PRESET = "w2sd_default_preset"
 CHECKPOINT_MEMORY = "w2sd_checkpoint_memory"
 ON_ERROR = "w2sd_on_error"
-LORA_SWITCH = "w2sd_lora_switch"
 
 MEMORY_POLICIES = ("gpu", "offload", "unload")
 ERROR_POLICIES = ("fallback", "fail")
-LORA_SWITCHES = ("auto", "functional", "remerge")
 
 # key -> (default, allowed values, label, explanation shown under the setting)
 OPTIONS = {
@@ -36,14 +34,6 @@ OPTIONS = {
         "fallback", ERROR_POLICIES, "When W2SD cannot run",
         ("fallback = generate without W2SD and add a warning to the infotext; fail = stop the "
         "generation with the error."),
-    ),
-    LORA_SWITCH: (
-        "auto", LORA_SWITCHES, "LoRA switching (AUTOMATIC1111)",
-        ("How a LoRA difference changes the LoRA for W2SD's calls. functional = the Lora "
-        "extension's functional mode for the pass: switching is free, every UNet call adds the "
-        "LoRA in its forward; remerge = merge the weights again at each switch (3 per reflected "
-        "step), copying them from the Lora backups kept in CPU RAM; auto = functional on a GPU, "
-        "remerge on the CPU. Forge always switches its own LoRA patches per call."),
     ),
 }
 
@@ -80,7 +70,3 @@ def checkpoint_memory() -> str:
 
 def on_error() -> str:
     return read(ON_ERROR)
-
-
-def lora_switch() -> str:
-    return read(LORA_SWITCH)
