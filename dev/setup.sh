@@ -4,14 +4,8 @@
 # The venv lives outside the checkout, keyed by the requirements, so clean clones reuse it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/venv.sh"
 key=$( (cat "$here/requirements.txt"; python3 --version) | sha256sum | cut -c1-12)
 venv=${W2SD_VENV:-$HOME/.cache/sd-webui-w2sd/venv-$key}
-if [ ! -f "$venv/.complete" ]; then
-  echo "setting up $venv (torch from the local wheels; about 2 minutes)" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -r "$here/requirements.txt" >&2
-  touch "$venv/.complete"
-fi
+ensure_venv "$venv" "$here/requirements.txt" "torch from the local wheels; about 2 minutes"
 echo "$venv/bin/python"
