@@ -4,7 +4,7 @@ samplers)."""
 
 import pytest
 import torch
-from webui_patterns import reflected_pattern
+from webui_patterns import assert_only_weak_calls_see_the_weak_prompt, reflected_pattern
 
 STAND_IN = "stubs"
 CFG1 = {"enabled": True, "weak_cfg": 1.0, "reflect_steps": 0.5}
@@ -65,11 +65,7 @@ def test_weak_prompt_is_encoded_once_per_generation_and_used_by_the_weak_call(we
     encoded = webui.model.cond_stage_model.encoded
     assert encoded.count("a dog") == 1  # two batches, one encoding
     assert encoded.count("a red cat") == 1
-    own = [c.text_cond for c in result.calls if c.role is None]
-    weak = [c.text_cond for c in result.calls if c.role == "weak"]
-    strong = [c.text_cond for c in result.calls if c.role == "strong"]
-    assert all(torch.equal(w, weak[0]) for w in weak) and not torch.equal(weak[0], own[0])
-    assert all(torch.equal(s, own[0]) for s in strong)
+    assert_only_weak_calls_see_the_weak_prompt(result)
 
 
 def test_weak_negative_prompt_alone_keeps_the_prompt(webui):

@@ -5,7 +5,7 @@ and restoration after errors and interrupts. A tiny UNet on the CPU, real k-diff
 
 import pytest
 import torch
-from webui_patterns import reflected_pattern
+from webui_patterns import assert_only_weak_calls_see_the_weak_prompt, reflected_pattern
 
 STAND_IN = "stubs_forge"
 CFG1 = {"enabled": True, "weak_cfg": 1.0, "reflect_steps": 0.5}
@@ -111,11 +111,7 @@ def test_weak_prompt_is_encoded_once_outside_sampling_and_used_by_the_weak_call(
     texts = [text for text, _ in webui.encoded]
     assert texts.count("a dog") == 1  # two batches, one encoding
     assert not any(during for _, during in webui.encoded)
-    own = [c.text_cond for c in result.calls if c.role is None]
-    weak = [c.text_cond for c in result.calls if c.role == "weak"]
-    strong = [c.text_cond for c in result.calls if c.role == "strong"]
-    assert all(torch.equal(w, weak[0]) for w in weak) and not torch.equal(weak[0], own[0])
-    assert all(torch.equal(s, own[0]) for s in strong)
+    assert_only_weak_calls_see_the_weak_prompt(result)
 
 
 def test_weak_prompt_in_the_hires_pass_is_encoded_for_its_size(webui):

@@ -206,27 +206,38 @@ def process_images_inner(p):
 
             p.setup_conds()
 
-            samples = p.sample(conditioning=p.c, unconditional_conditioning=p.uc, seeds=p.seeds, subseeds=p.subseeds,
-                               subseed_strength=p.subseed_strength, prompts=p.prompts)
-            if p.scripts is not None:
-                from modules import scripts
+            sample_batch(p, n, images, latents, infotexts)
 
-                ps = scripts.PostSampleArgs(samples)
-                p.scripts.post_sample(p, ps)
-                samples = ps.samples
+    return finish_processing(p, images, latents, infotexts)
 
-            decoded = samples if getattr(samples, "already_decoded", False) else p.sd_model.decode_first_stage(samples)
-            x_samples = torch.clamp((decoded + 1.0) / 2.0, min=0.0, max=1.0)
-            state.nextjob()
 
-            if p.scripts is not None:
-                p.scripts.postprocess_batch(p, x_samples, batch_number=n)
+def sample_batch(p, n, images, latents, infotexts):
+    """One batch from p.sample to its images and infotexts (the end of the batch loop; Forge's
+    is the same)."""
+    samples = p.sample(conditioning=p.c, unconditional_conditioning=p.uc, seeds=p.seeds, subseeds=p.subseeds,
+                       subseed_strength=p.subseed_strength, prompts=p.prompts)
+    if p.scripts is not None:
+        from modules import scripts
 
-            for i, x_sample in enumerate(x_samples):
-                images.append(x_sample)
-                infotexts.append(create_infotext(p, n * p.batch_size + i))
-            latents.extend(samples)
+        ps = scripts.PostSampleArgs(samples)
+        p.scripts.post_sample(p, ps)
+        samples = ps.samples
 
+    decoded = samples if getattr(samples, "already_decoded", False) else p.sd_model.decode_first_stage(samples)
+    x_samples = torch.clamp((decoded + 1.0) / 2.0, min=0.0, max=1.0)
+    state.nextjob()
+
+    if p.scripts is not None:
+        p.scripts.postprocess_batch(p, x_samples, batch_number=n)
+
+    for i, x_sample in enumerate(x_samples):
+        images.append(x_sample)
+        infotexts.append(create_infotext(p, n * p.batch_size + i))
+    latents.extend(samples)
+
+
+def finish_processing(p, images, latents, infotexts):
+    """After the batch loop: deactivate extra networks, build Processed, run postprocess."""
     if not p.disable_extra_networks and p.extra_network_data:
         extra_networks.deactivate(p, p.extra_network_data)
 
