@@ -20,6 +20,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> None:
+    """Lay out, write and close one figure (pyplot keeps every open figure otherwise)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _errorbar(ax, rows: List[Row], results, x, metric: str, **kw):
     stats = np.array([mean_std(values(r, results, metric)) for r in rows])
     kw.setdefault("marker", "o")
@@ -48,9 +55,7 @@ def samples_and_classes(exp: Experiment, results: Dict[RunSpec, dict], path: Pat
     ax.set_xlabel("predicted digit")
     ax.set_ylabel("share of samples")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def equal_calls(exp: Experiment, results, samplers, path: Path) -> None:
@@ -69,9 +74,7 @@ def equal_calls(exp: Experiment, results, samplers, path: Path) -> None:
         ax.set_ylabel({"tv": "class-balance TV (lower is better)",
                        "fd": "Fréchet distance (lower is better)"}[metric])
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def difference(exp: Experiment, results, samplers, path: Path) -> None:
@@ -101,9 +104,7 @@ def difference(exp: Experiment, results, samplers, path: Path) -> None:
         ax.set_xlabel(title)
         ax.set_ylabel("TV gain over strong alone (higher is better)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def knobs(exp: Experiment, results, samplers, path: Path) -> None:
@@ -121,9 +122,7 @@ def knobs(exp: Experiment, results, samplers, path: Path) -> None:
             ax.set_xlabel({"reflect_steps": "reflected steps (the first k)", "strength": "strength"}[knob])
             ax.set_ylabel({"tv": "class-balance TV ↓", "fd": "Fréchet distance ↓"}[metric])
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def write_all(experiments: Dict[str, Experiment], results, cfg, out: Path) -> List[Path]:

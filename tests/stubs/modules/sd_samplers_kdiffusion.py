@@ -47,12 +47,14 @@ class CFGDenoiserKDiffusion(sd_samplers_cfg_denoiser.CFGDenoiser):
 
 
 class KDiffusionSampler(sd_samplers_common.Sampler):
+    cfg_denoiser_class = CFGDenoiserKDiffusion  # the Forge stand-in's subclass sets its own
+
     def __init__(self, funcname, sd_model, options=None):
         super().__init__(funcname)
         self.extra_params = sampler_extra_params.get(funcname, [])
         self.options = options or {}
         self.func = funcname if callable(funcname) else getattr(k_diffusion.sampling, self.funcname)
-        self.model_wrap_cfg = CFGDenoiserKDiffusion(self)
+        self.model_wrap_cfg = self.cfg_denoiser_class(self)
         self.model_wrap = self.model_wrap_cfg.inner_model
 
     def get_sigmas(self, p, steps):

@@ -47,29 +47,10 @@ class CFGDenoiserKDiffusion(sd_samplers_cfg_denoiser.CFGDenoiser):
         return self.model_wrap
 
 
-class KDiffusionSampler(sd_samplers_common.Sampler):
-    def __init__(self, funcname, sd_model, options=None):
-        super().__init__(funcname)
-        self.extra_params = sampler_extra_params.get(funcname, [])
-        self.options = options or {}
-        self.func = funcname if callable(funcname) else getattr(k_diffusion.sampling, self.funcname)
-        self.model_wrap_cfg = CFGDenoiserKDiffusion(self)
-        self.model_wrap = self.model_wrap_cfg.inner_model
+class KDiffusionSampler(_a1111.KDiffusionSampler):
+    """__init__ and get_sigmas are A1111's (Forge kept them); the sampling calls differ below."""
 
-    def get_sigmas(self, p, steps):
-        discard = self.config is not None and self.config.options.get("discard_next_to_last_sigma", False)
-        steps += 1 if discard else 0
-        sigma_min, sigma_max = self.model_wrap.sigmas[0].item(), self.model_wrap.sigmas[-1].item()
-        scheduler = self.config.options.get("scheduler")
-        if scheduler == "karras":
-            sigmas = k_diffusion.sampling.get_sigmas_karras(steps, sigma_min, sigma_max, device=devices.cpu)
-        elif scheduler == "exponential":
-            sigmas = k_diffusion.sampling.get_sigmas_exponential(steps, sigma_min, sigma_max, device=devices.cpu)
-        else:
-            sigmas = self.model_wrap.get_sigmas(steps)
-        if discard:
-            sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
-        return sigmas.cpu()
+    cfg_denoiser_class = CFGDenoiserKDiffusion
 
     def _kwargs(self, p, sigmas, x, noise_sigmas):
         extra_params_kwargs = self.initialize(p)
