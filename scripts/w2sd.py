@@ -1,14 +1,15 @@
 """W2SD (Weak-to-Strong Diffusion with Reflection) as an always-on WebUI script.
 
-Thin by design: the UI and argument parsing live in lib_w2sd.webui.ui, everything done around
-sampling in lib_w2sd.webui.common, the WebUI-specific answers in lib_w2sd.webui.a1111 / forge.
+Thin by design: the UI and argument parsing live in lib_w2sd.webui.surface, everything done around
+sampling in lib_w2sd.webui.common, the WebUI-specific answers in lib_w2sd.webui.adapters.
 API: alwayson_scripts: {"w2sd": {"args": [{"enabled": true, "weak_cfg": 1.0, ...}]}}.
 """
 
 from modules import scripts
 
 # Both WebUIs put the extension's folder on sys.path while they load its scripts.
-from lib_w2sd.webui import common, detect_backend, ui
+from lib_w2sd.webui import common, detect_backend
+from lib_w2sd.webui.surface import ui
 
 ui.register_callbacks()
 

@@ -18,7 +18,7 @@ STAND_IN = "stubs"
 def client(stand_in, tmp_path_factory):
     from modules import sd_models
 
-    from lib_w2sd.webui import api
+    from lib_w2sd.webui.surface import api
 
     directory = tmp_path_factory.mktemp("ckpt")
     (directory / "base.safetensors").write_bytes(b"\0" * 16)
@@ -91,7 +91,7 @@ def test_other_requests_are_not_ours(client):
 
 
 def test_request_error_unit(stand_in):
-    from lib_w2sd.webui import api
+    from lib_w2sd.webui.surface import api
 
     assert api.request_error({"alwayson_scripts": {"w2sd": {"args": [{"enabled": False}]}}}) is None
     error = api.request_error({"alwayson_scripts": {"w2sd": {"args": [{"strength": 9}]}}})

@@ -45,7 +45,7 @@ class FakeScript:
 
 
 def build(is_img2img=False):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     script = FakeScript()
     with gr.Blocks() as blocks:
@@ -56,7 +56,7 @@ def build(is_img2img=False):
 # -- the build ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("is_img2img", [False, True])
 def test_builds_inside_blocks_with_every_field(webui, is_img2img):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     blocks, script, components = build(is_img2img)
     assert len(components) == len(UI_FIELDS)
@@ -107,7 +107,7 @@ def test_every_field_has_a_hint():
 
 # -- events ---------------------------------------------------------------------------------------
 def test_kind_visibility():
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     updates = ui.kind_visibility(["LoRA", "CFG"])
     assert [u["visible"] for u in updates] == [True, False, True, False]
@@ -116,7 +116,7 @@ def test_kind_visibility():
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_choosing_a_preset_sets_the_fields_it_covers(webui, name):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     start = dict(zip(UI_FIELDS, W2SDParams.from_dict({"weak_prompt": "raw", "weak_checkpoint": CHECKPOINTS[0],
                                                        "strength": 0.3}).to_list()))
@@ -132,7 +132,7 @@ def test_choosing_a_preset_sets_the_fields_it_covers(webui, name):
 
 
 def test_editing_a_preset_field_turns_the_label_to_custom():
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     z = "Z-Sampling (CFG gap)"
     assert ui._label_after_edit("weak_cfg")(z) == CUSTOM
@@ -142,7 +142,7 @@ def test_editing_a_preset_field_turns_the_label_to_custom():
 
 
 def test_unit_change():
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     assert [u["value"] for u in ui.unit_values("steps")] == [10, 10]
     assert [u["step"] for u in ui.unit_steps("fraction")] == [0.05, 0.05]
@@ -183,7 +183,7 @@ def test_paste_of_bad_keys_changes_nothing(webui, capsys):
 
 
 def test_paste_maps_checkpoint_names_to_the_dropdown(webui):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     fields = {"W2SD": "Checkpoint", "W2SD weak checkpoint": "dreamshaper_8"}
     assert ui.paste_value(fields, "weak_checkpoint") == "dreamshaper_8.safetensors"
@@ -206,7 +206,7 @@ class P:
 
 
 def test_params_from_script_reads_list_and_dict(webui):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     params = CASES["preset Z-Sampling (CFG gap)"]
     assert ui.params_from_script(P(), params.to_list()) == params
@@ -214,7 +214,7 @@ def test_params_from_script_reads_list_and_dict(webui):
 
 
 def test_params_from_script_uses_the_default_preset_for_dicts(webui):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     webui.opts.data["w2sd_default_preset"] = "Z-Sampling (CFG gap)"
     try:
@@ -224,7 +224,7 @@ def test_params_from_script_uses_the_default_preset_for_dicts(webui):
 
 
 def test_weak_checkpoint_must_be_listed(webui):
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     ok = ui.params_from_script(P(), [{"enabled": True, "weak_checkpoint": "base-v1-5"}])
     assert ok.weak_checkpoint == "base-v1-5"
@@ -240,7 +240,7 @@ def test_weak_checkpoint_must_be_listed(webui):
 def test_refresh_lists_new_checkpoints(webui):
     from modules import sd_models
 
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     blocks, _, components = build()
     directory = os.path.dirname(next(iter(sd_models.checkpoints_list.values())).filename)
@@ -262,7 +262,7 @@ def _block_fns(blocks):
 
 # -- settings -------------------------------------------------------------------------------------
 def test_settings_section(webui):
-    from lib_w2sd.webui import settings
+    from lib_w2sd.webui.surface import settings
 
     settings.on_ui_settings()
     for key, default in [("w2sd_default_preset", CUSTOM), ("w2sd_checkpoint_memory", "offload"),
@@ -285,7 +285,7 @@ def test_settings_section(webui):
 def test_register_callbacks(webui):
     from modules import script_callbacks
 
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     before = {k: len(v) for k, v in script_callbacks.callback_map.items()}
     ui.register_callbacks()

@@ -21,7 +21,7 @@ def weak_file(webui, tmp_path):
 
 
 def cached():
-    from lib_w2sd.webui import checkpoint
+    from lib_w2sd.webui.adapters import checkpoint
 
     return checkpoint.cache.entry
 
@@ -40,7 +40,7 @@ def test_weak_call_runs_the_checkpoints_unet_and_the_model_comes_back(webui, wea
 
 
 def test_weak_unet_costs_one_unet_and_is_reused_across_generations(webui, weak_file):
-    from lib_w2sd.webui import checkpoint
+    from lib_w2sd.webui.adapters import checkpoint
 
     webui.generate(WEAK)
     first = cached()

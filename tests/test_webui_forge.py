@@ -29,7 +29,7 @@ def same_weights(a, b):
 # -- the adapter ----------------------------------------------------------------------------------
 def test_forge_is_detected(webui):
     from lib_w2sd.webui import detect_backend
-    from lib_w2sd.webui.forge import ForgeBackend
+    from lib_w2sd.webui.adapters.forge import ForgeBackend
 
     assert isinstance(detect_backend(), ForgeBackend)
 
@@ -162,7 +162,7 @@ def test_lora_difference_switches_multipliers_per_call_and_restores_exactly(webu
 
 def test_a_switched_call_equals_the_lora_merged_at_that_multiplier(webui):
     """The delta patch on merged weights gives what Forge would compute with the LoRA at 1.5."""
-    from lib_w2sd.webui import forge_lora
+    from lib_w2sd.webui.adapters import forge_lora
 
     webui.add_lora()
     webui.generate(None, prompt=LORA_PROMPT)
@@ -196,7 +196,7 @@ def test_online_lora_patches_are_switched_in_place_and_put_back(webui):
     from backend.utils import load_torch_file
     from networks import load_lora_for_models
 
-    from lib_w2sd.webui import forge_lora
+    from lib_w2sd.webui.adapters import forge_lora
 
     path = webui.add_lora()
     original = webui.model.forge_objects.unet
@@ -236,7 +236,7 @@ def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):
 def test_weak_checkpoint_runs_the_weak_calls_only_with_one_more_unet_of_memory(webui):
     from backend import memory_management
 
-    from lib_w2sd.webui import forge_unet
+    from lib_w2sd.webui.adapters import forge_unet
 
     webui.add_checkpoint("weak.safetensors", seed=5)
     plain = webui.generate(None)
@@ -273,7 +273,7 @@ def test_weak_checkpoint_is_cached_by_file_and_hash(webui, monkeypatch):
 def test_weak_checkpoint_memory_policy(webui, policy, loaded, cached):
     from backend import memory_management
 
-    from lib_w2sd.webui import forge_unet
+    from lib_w2sd.webui.adapters import forge_unet
 
     webui.settings(w2sd_checkpoint_memory=policy)
     webui.add_checkpoint("weak.safetensors", seed=5)
@@ -371,7 +371,7 @@ def test_dpm_adaptive_runs_plain_with_a_warning(webui):
 
 # -- faults ---------------------------------------------------------------------------------------
 def test_an_error_in_a_weak_call_falls_back_and_restores_everything(webui, monkeypatch):
-    from lib_w2sd.webui import forge_lora
+    from lib_w2sd.webui.adapters import forge_lora
 
     webui.add_lora()
     before = webui.generate(None, prompt=LORA_PROMPT)

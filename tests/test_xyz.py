@@ -32,7 +32,7 @@ def xyz_grid(stand_in, monkeypatch, tmp_path):
     monkeypatch.setattr(scripts, "scripts_data", data, raising=False)
     (tmp_path / "base.safetensors").write_bytes(b"\0" * 16)
     sd_models.list_models(str(tmp_path))
-    from lib_w2sd.webui import xyz
+    from lib_w2sd.webui.surface import xyz
 
     xyz.add_axes()
     return {opt.label: opt for opt in module.axis_options}
@@ -44,7 +44,7 @@ class P:
 
 def cell(axes, ui_list, *applied):
     """One grid cell: copy p, apply (label, value) pairs, read the params the script would see."""
-    from lib_w2sd.webui import ui
+    from lib_w2sd.webui.surface import ui
 
     p = P()
     pc = copy(p)
@@ -60,7 +60,7 @@ Z_ON = W2SDParams.from_dict({"enabled": True, "preset": "Z-Sampling (CFG gap)"})
 
 
 def test_axes_registered_once(xyz_grid):
-    from lib_w2sd.webui import xyz
+    from lib_w2sd.webui.surface import xyz
 
     xyz.add_axes()
     labels = [label for label in xyz_grid if label.startswith("[W2SD]")]
@@ -135,7 +135,7 @@ def test_confirm_stops_a_grid_with_bad_values(xyz_grid, label, values, field):
 def test_no_xyz_script_no_axes(stand_in, monkeypatch):
     from modules import scripts
 
-    from lib_w2sd.webui import xyz
+    from lib_w2sd.webui.surface import xyz
 
     monkeypatch.setattr(scripts, "scripts_data", [], raising=False)
     xyz.add_axes()  # nothing to extend, no error

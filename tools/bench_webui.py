@@ -127,7 +127,7 @@ def main():
           f"= {remerge / unet_eval:.2f} UNet evaluations; a reflected step needs 3 switches")
 
     # 3. weak checkpoint memory
-    from lib_w2sd.webui import checkpoint
+    from lib_w2sd.webui.adapters import checkpoint
 
     networks.loaded_networks.clear()
     with tempfile.TemporaryDirectory() as directory:

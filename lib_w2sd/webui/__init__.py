@@ -24,11 +24,11 @@ def detect_backend() -> Backend:
     global _backend
     if _backend is None:
         if is_forge():
-            from .forge import ForgeBackend
+            from .adapters.forge import ForgeBackend
 
             _backend = ForgeBackend()
         else:
-            from .a1111 import A1111Backend
+            from .adapters.a1111 import A1111Backend
 
             _backend = A1111Backend()
     return _backend

@@ -22,8 +22,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..errors import W2SDError
 from ..params import W2SDParams
 from ..sampler import wrap_sampler
-from . import settings
 from .base import HIRES, STRONG, WEAK, Backend, PassInfo, Variant
+from .surface import settings
 
 ATTR = "w2sd_run"  # where a generation's Run lives on p
 WARNING_KEY = "W2SD warning"

@@ -87,7 +87,7 @@ class WebUI:
         script_callbacks.on_cfg_denoiser(self._observe)
         self.observers.clear()
         self.extra_scripts.clear()
-        from lib_w2sd.webui import checkpoint
+        from lib_w2sd.webui.adapters import checkpoint
 
         checkpoint.cache.clear()
         self._calls = []

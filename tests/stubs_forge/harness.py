@@ -138,7 +138,7 @@ class WebUI:
 
     def reset(self, checkpoint=None):
         """A fresh server with `checkpoint` (default: strong.safetensors) loaded."""
-        from lib_w2sd.webui import forge_unet
+        from lib_w2sd.webui.adapters import forge_unet
 
         shared.opts.data.clear()
         shared.state.begin()
@@ -186,7 +186,7 @@ class WebUI:
         encoder.forward = watched
 
     def weak_unet(self):
-        from lib_w2sd.webui import forge_unet
+        from lib_w2sd.webui.adapters import forge_unet
 
         entry = forge_unet.cache.entry
         return entry.patcher.model.diffusion_model if entry is not None else None

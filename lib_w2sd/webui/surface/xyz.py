@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..params import PRESETS, ParamsError, W2SDParams, check_field
+from ...params import PRESETS, ParamsError, W2SDParams, check_field
 
 ATTR = "w2sd_xyz"
 LABEL_PREFIX = "[W2SD]"

@@ -29,7 +29,7 @@ from typing import Dict, Iterator, List, Tuple
 
 import torch
 
-from ..errors import W2SDError
+from ...errors import W2SDError
 
 LINEAR_PATCH_TYPES = ("diff", "lora", "loha", "lokr", "glora")
 # Where each patch type keeps its DoRA scale (backend/patcher/lora.py:148, 190, 219, 233).

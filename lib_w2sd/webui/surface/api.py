@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..params import INFOTEXT_KEYS, ParamsError, W2SDParams
+from ...params import INFOTEXT_KEYS, ParamsError, W2SDParams
 from . import settings
 
 ENDPOINTS = ("/sdapi/v1/txt2img", "/sdapi/v1/img2img")

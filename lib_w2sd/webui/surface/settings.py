@@ -7,7 +7,7 @@ default, so a bad setting cannot stop a generation.
 
 from __future__ import annotations
 
-from ..params import CUSTOM, PRESETS
+from ...params import CUSTOM, PRESETS
 
 SECTION = ("w2sd", "W2SD")
 

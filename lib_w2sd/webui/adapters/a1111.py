@@ -30,7 +30,8 @@ from typing import Iterator, List
 import torch
 from modules import devices, shared
 
-from . import checkpoint, settings
+from ..surface import settings
+from . import checkpoint
 from .checkpoint import CheckpointError
 from .family import FamilyBackend
 

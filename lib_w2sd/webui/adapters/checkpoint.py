@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..errors import W2SDError
+from ...errors import W2SDError
 
 UNET_PREFIX = "model.diffusion_model."
 MEMORY_POLICIES = ("gpu", "offload", "unload")

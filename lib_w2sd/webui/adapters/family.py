@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator
 from modules import extra_networks, processing, prompt_parser, sd_models, sd_samplers, shared
 from modules.sd_samplers_kdiffusion import KDiffusionSampler
 
-from .base import HIRES, IMG2IMG, TXT2IMG, Backend, Conds, PassInfo
+from ..base import HIRES, IMG2IMG, TXT2IMG, Backend, Conds, PassInfo
 from .checkpoint import CheckpointError
 
 COND_CACHE_ATTR = "w2sd_cond_cache"  # p's attribute: W2SD's own slots in the WebUI's cond cache

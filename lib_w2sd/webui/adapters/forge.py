@@ -36,7 +36,8 @@ from typing import Any, Callable, Dict, Iterator, List
 import torch
 from modules import shared
 
-from . import forge_lora, forge_unet, settings
+from ..surface import settings
+from . import forge_lora, forge_unet
 from .family import FamilyBackend, is_hires
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling

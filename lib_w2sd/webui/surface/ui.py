@@ -13,7 +13,7 @@ both have, and events both fire (`change` for programmatic updates such as a pas
 
 import gradio as gr
 
-from ..params import (
+from ...params import (
     CUSTOM,
     INFOTEXT_KEYS,
     KIND_LABELS,
