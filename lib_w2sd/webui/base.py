@@ -60,7 +60,12 @@ class Variant:
     unet: Any = None  # a handle from Backend.load_unet: run this UNet instead
 
     def changes_nothing(self) -> bool:
-        return self.cond_scale is None and self.conds is None and self.lora_multiplier is None and self.unet is None
+        return self.cond_scale is None and self.conds is None and not self.changes_weights()
+
+    def changes_weights(self) -> bool:
+        """The call runs other model weights than the sampler's own (a LoRA multiplier, another
+        UNet): it cannot share a batch with a call of the generation's own model."""
+        return self.lora_multiplier is not None or self.unet is not None
 
 
 @dataclass
