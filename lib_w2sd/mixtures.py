@@ -33,14 +33,22 @@ class GaussianMixture:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, **_extra_args) -> torch.Tensor:
         """k-diffusion model convention: x [B, dim], sigma [B] (or scalar) -> E[x0 | x]."""
+        return self.denoise_reweighted(x, sigma, [self.weights])[0]
+
+    def denoise_reweighted(self, x: torch.Tensor, sigma: torch.Tensor, weight_sets) -> list:
+        """The denoisers of this mixture's components under each set of weights, from one
+        evaluation of what they share (distances, posterior means): the analytic counterpart
+        of one batched model call serving a strong and a weak condition."""
         flat = x.reshape(x.shape[0], -1).to(torch.float64)
         var0 = self.std**2
         var = var0 + torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1) ** 2  # [B, 1]
         sq = _squared_distances(flat, self.means)  # [B, K]
-        logits = self.weights.log() - 0.5 * sq / var
-        resp = torch.softmax(logits, dim=1)
         mean_post = (var0 * flat.unsqueeze(1) + (var - var0).unsqueeze(1) * self.means) / var.unsqueeze(1)
-        return (resp.unsqueeze(2) * mean_post).sum(1).to(x.dtype).reshape(x.shape)
+        results = []
+        for weights in weight_sets:
+            resp = torch.softmax(torch.as_tensor(weights).log() - 0.5 * sq / var, dim=1)
+            results.append((resp.unsqueeze(2) * mean_post).sum(1).to(x.dtype).reshape(x.shape))
+        return results
 
     def component_of(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest mean for each sample (which mode a sample landed in)."""

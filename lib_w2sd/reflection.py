@@ -16,16 +16,21 @@ Where the weak model looks (`weak_sigma`):
                                            see the same input, and their gap is measured for free.
   'next'     y = x_down, s_w = sigma_next  the latent's own exact level (plain DDIM inversion).
   'current'  y = x_down, s_w = sigma       the official code: the higher level on the lower-noise latent.
+
+With 'start' both models read the same (x, sigma), so a `joint` denoiser J(x, sigma, **extra_args)
+-> (D_s, D_w) can answer both at once (one batched model call when strong and weak share their
+weights and differ only in their condition); 'next'/'current' always make two calls.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 
 Denoiser = Callable[..., torch.Tensor]
+JointDenoiser = Callable[..., Tuple[torch.Tensor, torch.Tensor]]  # J(x, sigma, **extra_args) -> (D_s, D_w)
 
 WEAK_SIGMAS = ("start", "next", "current")
 
@@ -37,6 +42,7 @@ class ReflectionOutcome:
     x: torch.Tensor
     gap: Optional[torch.Tensor] = None  # RMS(D_s - D_w) / sigma where both models saw the same input
     strong_calls: int = 1
+    joint: bool = False  # both estimates came from one joint call
 
 
 def reflect(
@@ -50,21 +56,26 @@ def reflect(
     weak_sigma: str = "start",
     strength: float = 1.0,
     probe_gap: bool = False,
+    joint: Optional[JointDenoiser] = None,
 ) -> ReflectionOutcome:
     """Strong denoise sigma -> sigma_next, weak inversion back to sigma, scaled by `strength`.
 
     The gap is measured where both models see the same input: always with 'start'; with
-    'next'/'current' only when `probe_gap` asks for one extra strong call at the weak's input."""
+    'next'/'current' only when `probe_gap` asks for one extra strong call at the weak's input.
+    `joint`, used with 'start' only, replaces the separate strong and weak calls."""
     s, s_next = float(sigma), float(sigma_next)
     s_in = x.new_ones([x.shape[0]])
-    d_strong = strong(x, s * s_in, **extra_args)
     if weak_sigma == "start":
         # Both models read at (x, sigma): the two steps sum to x + (1 - s_next/s) (D_s - D_w),
         # computed in that form so that equal denoisers give back x bit for bit.
-        d_weak = weak(x, s * s_in, **extra_args)
+        if joint is not None:
+            d_strong, d_weak = joint(x, s * s_in, **extra_args)
+        else:
+            d_strong, d_weak = strong(x, s * s_in, **extra_args), weak(x, s * s_in, **extra_args)
         difference = d_strong - d_weak
         x_up = x + (strength * (s - s_next) / s) * difference
-        return ReflectionOutcome(x_up, _rms(difference) / s, 1)
+        return ReflectionOutcome(x_up, _rms(difference) / s, 1, joint=joint is not None)
+    d_strong = strong(x, s * s_in, **extra_args)
     x_down = torch.lerp(d_strong, x, s_next / s)  # x + (s_next - s) / s * (x - d_strong)
     s_w = s_next if weak_sigma == "next" else s
     d_weak = weak(x_down, s_w * s_in, **extra_args)

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import InvalidOption, UnsupportedSampler
-from .reflection import WEAK_SIGMAS, Denoiser, reflect
+from .reflection import WEAK_SIGMAS, Denoiser, JointDenoiser, reflect
 from .schedule import reflected_steps, segments
 
 # Noise levels at and above the data's own scale (SD latents and the bench's models have about
@@ -34,6 +34,7 @@ class W2SDReport:
     reflected_steps: List[int] = field(default_factory=list)
     strong_calls: int = 0  # extra strong calls made by reflections (and gap probes)
     weak_calls: int = 0
+    joint_calls: int = 0  # reflections whose strong and weak estimates came from one joint call
     # (step, sigma, RMS(D_s - D_w) / sigma), kept as tensors while sampling: reading them would
     # make the device wait at every step, so they become numbers only when asked for.
     measured: List[Tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list, repr=False)
@@ -117,7 +118,7 @@ def _builds_brownian_noise(sampler: Callable):
     return inspect.unwrap(sampler).__globals__.get("BrownianTreeNoiseSampler")
 
 
-def _check_options(weak, strong, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes):
+def _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes):
     def fail(option, allowed, value):
         raise InvalidOption(f"W2SD option '{option}' must be {allowed}; got {value!r}")
 
@@ -128,6 +129,8 @@ def _check_options(weak, strong, reflect_steps, sigma_window, strength, reflecti
         fail("weak", "a denoiser callable D(x, sigma, **extra_args)", weak)
     if strong is not None and not callable(strong):
         fail("strong", "None or a denoiser callable", strong)
+    if joint is not None and not callable(joint):
+        fail("joint", "None or a callable J(x, sigma, **extra_args) -> (D_s, D_w)", joint)
     if reflect_steps is not None and not (is_int(reflect_steps) and reflect_steps >= 0):
         fail("reflect_steps", "None or an integer >= 0", reflect_steps)
     if sigma_window is not None:
@@ -163,6 +166,7 @@ def wrap_sampler(
     reflections: int = 1,
     weak_sigma: str = "start",
     gap_probes: int = 0,
+    joint: Optional[JointDenoiser] = None,
 ) -> Callable:
     """Return `sampler` with a W2SD reflection before each chosen step.
 
@@ -182,6 +186,11 @@ def wrap_sampler(
     gap_probes    with 'next'/'current': on this many reflected steps, measure the weak-to-strong
                   gap (one extra strong call each). 'start' measures it on every reflected step
                   for free. Read it from `wrapped.last_report.gap`.
+    joint         with 'start': J(x, sigma, **extra_args) -> (D_s, D_w), both estimates from one
+                  evaluation (for a strong and weak model that share their weights and differ in
+                  their condition: one batched call). It must return what `strong` and `weak`
+                  would, to float rounding; 'next'/'current' ignore it (the models read different
+                  points there).
 
     The result has the sampler's signature, shows every step number to `callback` once and in
     order, keeps ancestral and SDE noise continuous over the whole schedule, and stores a
@@ -192,11 +201,11 @@ def wrap_sampler(
     name = getattr(sampler, "__name__", repr(sampler))
     signature = inspect.signature(sampler)
     schedule_kind = _schedule_kind(signature, name)
-    _check_options(weak, strong, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes)
+    _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes)
     brownian = _builds_brownian_noise(sampler) if "noise_sampler" in signature.parameters else None
     model_name, x_name = list(signature.parameters)[:2]
 
-    reflector = _Reflector(weak, reflections, weak_sigma, strength)
+    reflector = _Reflector(weak, reflections, weak_sigma, strength, joint if weak_sigma == "start" else None)
 
     @functools.wraps(sampler)
     def wrapped(*args, **kwargs):
@@ -250,17 +259,19 @@ class _Reflector:
     reflections: int
     weak_sigma: str
     strength: float
+    joint: Optional[JointDenoiser] = None
 
     def step(self, x, sigmas, i, strong, extra_args, report: W2SDReport, probe: bool):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         for _ in range(self.reflections):
             outcome = reflect(
                 x, sigma, sigma_next, strong, self.weak, extra_args,
-                weak_sigma=self.weak_sigma, strength=self.strength, probe_gap=probe,
+                weak_sigma=self.weak_sigma, strength=self.strength, probe_gap=probe, joint=self.joint,
             )
             x = outcome.x
             report.strong_calls += outcome.strong_calls
             report.weak_calls += 1
+            report.joint_calls += outcome.joint
             if outcome.gap is not None and (not report.measured or report.measured[-1][0] != i):
                 report.measured.append((i, sigma, outcome.gap))
             probe = False  # one measurement per step is enough

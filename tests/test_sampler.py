@@ -95,6 +95,59 @@ def test_one_strong_and_one_weak_call_per_reflected_step(name, n_reflect):
         assert model.calls == plain_model.calls + n_reflect
 
 
+class JointMixture:
+    """Strong and weak mixture denoisers answered by one evaluation (GaussianMixture.denoise_reweighted),
+    the analytic counterpart of one batched UNet call serving two conditions; counts its calls."""
+
+    def __init__(self, strong, weak):
+        self.mixture, self.weights, self.calls = strong, [strong.weights, weak.weights], 0
+
+    def __call__(self, x, sigma, **extra_args):
+        self.calls += 1
+        d_strong, d_weak = self.mixture.denoise_reweighted(x, sigma, self.weights)
+        return d_strong, d_weak
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_joint_denoiser_replaces_both_reflection_calls_with_the_same_result(name):
+    """weak_sigma='start': one joint evaluation per reflection instead of a strong and a weak call,
+    the samples equal the two-call path's to float rounding, the sampler's own steps untouched."""
+    two_calls, _ = sample(name, STRONG.denoise, WEAK.denoise, n=256, reflect_steps=10)
+    model, weak, joint = Counting(STRONG.denoise), Counting(WEAK.denoise), JointMixture(STRONG, WEAK)
+    plain_model = Counting(STRONG.denoise)
+    sample(name, plain_model, n=256)
+    one_call, wrapped = sample(name, model, weak, n=256, reflect_steps=10, joint=joint)
+    report = wrapped.last_report
+    assert joint.calls == report.joint_calls == len(report.reflected_steps) == 10
+    assert weak.calls == 0
+    if not is_fixed_range(name):
+        assert model.calls == plain_model.calls  # the model serves only the sampler's own steps
+    torch.testing.assert_close(one_call, two_calls, rtol=1e-12, atol=1e-12)
+    assert report.gap is not None and report.gap > 0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_joint_denoiser_of_equal_models_is_exactly_the_plain_sampler(name):
+    plain, _ = sample(name, STRONG.denoise, n=256)
+    two_calls, _ = sample(name, STRONG.denoise, STRONG.denoise, n=256, reflect_steps=10)
+    joint, wrapped = sample(name, STRONG.denoise, STRONG.denoise, n=256, reflect_steps=10,
+                            joint=JointMixture(STRONG, STRONG))
+    assert torch.equal(joint, two_calls)  # the reflection is the identity, bit for bit
+    if not is_multistep(name):
+        assert torch.equal(joint, plain)
+    assert wrapped.last_report.gap == 0.0
+
+
+@pytest.mark.parametrize("weak_sigma", ["next", "current"])
+def test_a_joint_denoiser_is_not_used_off_the_start_point(weak_sigma):
+    """'next'/'current' read the weak model at another point than the strong one: two calls."""
+    joint, weak = JointMixture(STRONG, WEAK), Counting(WEAK.denoise)
+    expected, _ = sample("Euler", STRONG.denoise, WEAK.denoise, n=64, reflect_steps=4, weak_sigma=weak_sigma)
+    got, wrapped = sample("Euler", STRONG.denoise, weak, n=64, reflect_steps=4, weak_sigma=weak_sigma, joint=joint)
+    assert joint.calls == wrapped.last_report.joint_calls == 0 and weak.calls == 4
+    assert torch.equal(got, expected)
+
+
 def test_separate_strong_denoiser_takes_the_reflection_calls():
     model, strong, weak = Counting(STRONG.denoise), Counting(STRONG.denoise), Counting(WEAK.denoise)
     plain = Counting(STRONG.denoise)
@@ -275,6 +328,7 @@ def test_wrapping_never_stacks():
         ({"sigma_window": (5.0, 1.0)}, "sigma_window"),
         ({"gap_probes": -1}, "gap_probes"),
         ({"strong": "model"}, "strong"),
+        ({"joint": "both"}, "joint"),
     ],
 )
 def test_bad_options_name_the_option(options, field):

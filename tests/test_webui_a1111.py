@@ -4,7 +4,13 @@ samplers)."""
 
 import pytest
 import torch
-from webui_patterns import assert_only_weak_calls_see_the_weak_prompt, reflected_pattern
+from webui_patterns import (
+    JOINT_KINDS,
+    assert_joint_equals_two_calls,
+    assert_only_weak_calls_see_the_weak_prompt,
+    inpainting_mask,
+    reflected_pattern,
+)
 
 STAND_IN = "stubs"
 CFG1 = {"enabled": True, "weak_cfg": 1.0, "reflect_steps": 0.5}
@@ -28,18 +34,32 @@ def test_disabled_changes_nothing(webui):
 
 
 # -- weak kinds ---------------------------------------------------------------------------------
-def test_weak_cfg_1_runs_the_conditional_batch_only(webui):
+def test_weak_cfg_1_comes_from_the_strong_calls_batch(webui):
+    """Z-Sampling: the weak estimate u + 1 (c - u) needs no UNet row the strong call lacks: a
+    reflected step is one UNet call of 2 rows per image."""
     result = webui.generate(CFG1, batch_size=2)
-    assert result.batches() == reflected_pattern(6, 3, strong_rows=4, weak_rows=2, normal_rows=4)
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=4, weak_rows=None, normal_rows=4)
+    assert result.roles()[:3] == ["strong", "weak", None]  # both calls still run the CFG denoiser
     assert "W2SD reflected: 3/6" in result.infotext
     assert "Skip Early CFG" not in result.infotext  # the skip W2SD borrows leaves no trace
 
 
-def test_weak_cfg_other_than_1_runs_both_batches_and_changes_the_image(webui):
+def test_weak_cfg_1_in_a_call_of_its_own_runs_the_conditional_batch_only(webui, monkeypatch):
+    """Where the weak call cannot share the strong call's batch (here: joint calls switched off),
+    at scale 1 it skips the uncond rows."""
+    import lib_w2sd.webui.common as common
+
+    monkeypatch.setattr(common, "make_joint_denoiser", lambda *args, **kw: None)
+    result = webui.generate(CFG1, batch_size=2)
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=4, weak_rows=2, normal_rows=4)
+    assert "Skip Early CFG" not in result.infotext
+
+
+def test_weak_cfg_other_than_1_changes_the_image(webui):
     plain = webui.generate(None)
     weak3 = webui.generate({**CFG1, "weak_cfg": 3.0})
     weak1 = webui.generate(CFG1)
-    assert weak3.batches() == reflected_pattern(6, 3, 2, 2, 2)
+    assert weak3.batches() == reflected_pattern(6, 3, 2, None, 2)
     assert not torch.equal(weak3.latents, plain.latents)
     assert not torch.equal(weak3.latents, weak1.latents)
 
@@ -134,7 +154,8 @@ def test_sdxl_dict_conds(webui):
         result = webui.generate({**CFG1, "weak_prompt": "a dog"})
         assert not torch.equal(plain.latents, result.latents)
         assert isinstance(result.calls[0].text_cond, dict)
-        assert [rows for role, rows in zip(result.roles(), shared.sd_model.unet.calls) if role == "weak"] == [1] * 3
+        # per reflected step one joint call: cond, weak cond and uncond rows; then the sampler's own
+        assert shared.sd_model.unet.calls == [3, 2] * 3 + [2] * 3
     finally:
         shared.sd_model = webui.model
 
@@ -144,15 +165,15 @@ def test_sdxl_dict_conds(webui):
 def test_hires_pass_has_its_own_switch_and_step_count(webui, hires):
     w2sd = {**CFG1, "hires": hires, "hires_reflect_steps": 0.25}
     result = webui.generate(w2sd, enable_hr=True, hr_second_pass_steps=8, denoising_strength=0.5)
-    first = reflected_pattern(6, 3, 2, 1, 2)
-    second = reflected_pattern(8, 2, 2, 1, 2) if hires else [(None, 2)] * 8
+    first = reflected_pattern(6, 3, 2, None, 2)
+    second = reflected_pattern(8, 2, 2, None, 2) if hires else [(None, 2)] * 8
     assert result.batches() == first + second
     assert ("W2SD hires reflected: 2/8" in result.infotext) == hires
 
 
 def test_img2img_with_batch_count_rewraps_its_one_sampler(webui):
     result = webui.generate(CFG1, img2img=True, denoising_strength=0.5, steps=8, n_iter=2)
-    one_batch = reflected_pattern(5, 2, 2, 1, 2)  # strength 0.5 of 8 steps: A1111 runs 5
+    one_batch = reflected_pattern(5, 2, 2, None, 2)  # strength 0.5 of 8 steps: A1111 runs 5
     assert result.batches() == one_batch + one_batch
     assert not hasattr(result.p.sampler.func, "w2sd_original")
 
@@ -263,3 +284,45 @@ def test_refiner_runs_plain_with_a_warning(webui, tmp_path):
 def test_api_dict_followed_by_the_uis_default_values(webui):
     result = webui.generate(args=[dict(CFG1), 0.5, "fraction", 1.0])
     assert "W2SD reflected: 3/6" in result.infotext
+
+
+# -- one UNet batch for strong and weak ------------------------------------------------------------
+JOINT_PASSES = {
+    "txt2img": dict(),
+    "img2img": dict(img2img=True, denoising_strength=0.75),
+    "inpainting": dict(img2img=True, mask=inpainting_mask(), denoising_strength=0.75),
+    "hires": dict(enable_hr=True, hr_second_pass_steps=4, denoising_strength=0.5),
+}
+
+
+@pytest.mark.parametrize("kind", list(JOINT_KINDS))
+@pytest.mark.parametrize("pass_name", list(JOINT_PASSES))
+def test_joint_calls_give_the_two_call_image(webui, monkeypatch, kind, pass_name):
+    w2sd = {"enabled": True, "reflect_steps": 0.5, "hires": True, **JOINT_KINDS[kind]}
+    assert_joint_equals_two_calls(webui, monkeypatch, w2sd, steps=4, batch_size=2, **JOINT_PASSES[pass_name])
+
+
+def test_weak_prompt_adds_one_row_to_the_strong_calls_batch(webui):
+    result = webui.generate({**CFG1, "weak_cfg": None, "weak_prompt": "a dog"})
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=3, weak_rows=None, normal_rows=2)
+
+
+def test_a_weak_negative_prompt_keeps_two_calls(webui):
+    """Its uncond rows would have to ride in the strong call as cond rows, which extensions that
+    tell cond from uncond rows (IP-Adapter, ControlNet's soft modes) would misread."""
+    result = webui.generate({**CFG1, "weak_cfg": None, "weak_negative_prompt": "sharp"})
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=2, normal_rows=2)
+
+
+def test_weight_differences_keep_two_calls(webui):
+    webui.add_lora()
+    result = webui.generate({"enabled": True, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0, "reflect_steps": 0.5},
+                            prompt="a red cat <lora:style:0.8>")
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
+
+
+def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
+    plain = webui.generate(None)
+    same = webui.generate({**CFG1, "weak_cfg": 7.0})
+    assert torch.equal(same.latents, plain.latents)
+    assert same.batches() == reflected_pattern(6, 3, 2, None, 2)

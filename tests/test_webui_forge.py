@@ -5,7 +5,13 @@ and restoration after errors and interrupts. A tiny UNet on the CPU, real k-diff
 
 import pytest
 import torch
-from webui_patterns import assert_only_weak_calls_see_the_weak_prompt, reflected_pattern
+from webui_patterns import (
+    JOINT_KINDS,
+    assert_joint_equals_two_calls,
+    assert_only_weak_calls_see_the_weak_prompt,
+    inpainting_mask,
+    reflected_pattern,
+)
 
 STAND_IN = "stubs_forge"
 CFG1 = {"enabled": True, "weak_cfg": 1.0, "reflect_steps": 0.5}
@@ -42,17 +48,28 @@ def test_disabled_changes_nothing(webui):
 
 
 # -- CFG ------------------------------------------------------------------------------------------
-def test_weak_cfg_1_runs_the_conditional_batch_only(webui):
+def test_weak_cfg_1_comes_from_the_strong_calls_batch(webui):
     result = webui.generate(CFG1, batch_size=2)
-    assert result.batches() == reflected_pattern(6, 3, strong_rows=4, weak_rows=2, normal_rows=4)
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=4, weak_rows=None, normal_rows=4)
+    assert result.roles()[:3] == ["strong", "weak", None]
     assert "W2SD reflected: 3/6" in result.infotext
 
 
-def test_weak_cfg_other_than_1_runs_both_batches_and_changes_the_image(webui):
+def test_weak_cfg_1_in_a_call_of_its_own_runs_the_conditional_batch_only(webui, monkeypatch):
+    """Where the weak call cannot share the strong call's batch (here: joint calls switched off),
+    at scale 1 it skips the uncond rows."""
+    import lib_w2sd.webui.common as common
+
+    monkeypatch.setattr(common, "make_joint_denoiser", lambda *args, **kw: None)
+    result = webui.generate(CFG1, batch_size=2)
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=4, weak_rows=2, normal_rows=4)
+
+
+def test_weak_cfg_other_than_1_changes_the_image(webui):
     plain = webui.generate(None)
     weak3 = webui.generate({**CFG1, "weak_cfg": 3.0})
     weak1 = webui.generate(CFG1)
-    assert weak3.batches() == reflected_pattern(6, 3, 2, 2, 2)
+    assert weak3.batches() == reflected_pattern(6, 3, 2, None, 2)
     assert not torch.equal(weak3.latents, plain.latents)
     assert not torch.equal(weak3.latents, weak1.latents)
 
@@ -60,7 +77,7 @@ def test_weak_cfg_other_than_1_runs_both_batches_and_changes_the_image(webui):
 def test_generation_at_cfg_1_still_gives_a_strong_cfg_its_uncond(webui):
     """Forge encodes no negative prompt at CFG 1; W2SD encodes it in the hook, never mid-sampling."""
     result = webui.generate({**CFG1, "strong_cfg": 5.0}, cfg_scale=1.0)
-    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=1)
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=None, normal_rows=1)
     assert ("blurry", False) in webui.encoded
     assert not any(during for _, during in webui.encoded)
 
@@ -429,3 +446,45 @@ def test_a_plain_generation_after_a_failed_one_is_bit_identical(webui):
         webui.generate({"enabled": True, "weak_checkpoint": "xl.safetensors"})
     after = webui.generate(None)
     assert torch.equal(after.latents, before.latents)
+
+
+# -- one UNet batch for strong and weak ------------------------------------------------------------
+JOINT_PASSES = {
+    "txt2img": dict(),
+    "img2img": dict(img2img=True, denoising_strength=0.75),
+    "inpainting": dict(img2img=True, mask=inpainting_mask(), denoising_strength=0.75),
+    "hires": dict(enable_hr=True, hr_scale=1.5, hr_cfg=5.0),
+}
+
+
+@pytest.mark.parametrize("kind", list(JOINT_KINDS))
+@pytest.mark.parametrize("pass_name", list(JOINT_PASSES))
+def test_joint_calls_give_the_two_call_image(webui, monkeypatch, kind, pass_name):
+    w2sd = {"enabled": True, "reflect_steps": 0.5, "hires": True, **JOINT_KINDS[kind]}
+    assert_joint_equals_two_calls(webui, monkeypatch, w2sd, steps=4, batch_size=2, **JOINT_PASSES[pass_name])
+
+
+def test_weak_prompt_adds_one_row_to_the_strong_calls_batch(webui):
+    result = webui.generate({**CFG1, "weak_cfg": None, "weak_prompt": "a dog"})
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=3, weak_rows=None, normal_rows=2)
+
+
+def test_a_weak_negative_prompt_keeps_two_calls(webui):
+    """Its uncond rows would have to ride in the strong call as cond rows, which extensions that
+    tell cond from uncond rows (IP-Adapter, ControlNet's soft modes) would misread."""
+    result = webui.generate({**CFG1, "weak_cfg": None, "weak_negative_prompt": "sharp"})
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=2, normal_rows=2)
+
+
+def test_weight_differences_keep_two_calls(webui):
+    webui.add_lora()
+    result = webui.generate({"enabled": True, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0, "reflect_steps": 0.5},
+                            prompt="a red cat <lora:style:0.8>")
+    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
+
+
+def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
+    plain = webui.generate(None)
+    same = webui.generate({**CFG1, "weak_cfg": 7.0})
+    assert torch.equal(same.latents, plain.latents)
+    assert same.batches() == reflected_pattern(6, 3, 2, None, 2)

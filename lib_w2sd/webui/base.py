@@ -129,6 +129,19 @@ class Backend(abc.ABC):
         the unconditional pass would be wasted). Yields False where the WebUI cannot skip it;
         the call then runs at cond_scale 1 with both passes."""
 
+    # -- one UNet batch for a reflection's strong and weak calls (rows.py) ------------------------
+    @abc.abstractmethod
+    def joint_conds(self, p, cond: Any, weak_cond: Any) -> Any:
+        """The `cond` of one den call whose UNet batch holds the rows of a call with `cond` AND
+        those of a call with `weak_cond` (None: the same cond): cond's subprompts as they are,
+        weak_cond's added at weight 0, so the call's result is still the one with `cond`. None when
+        the two cannot share a batch (other token counts; a model whose CFG needs a fixed layout)."""
+
+    @abc.abstractmethod
+    def unet_rows(self, p, cache, record: bool) -> ContextManager[None]:
+        """Route the UNet evaluations of the enclosed den call through `cache` (rows.RowCache):
+        record their output rows, or answer batches whose rows were recorded (rows.routed)."""
+
     @abc.abstractmethod
     def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
         """Conds of another prompt pair for the current pass, made by the WebUI's own prompt

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..errors import W2SDError
 from ..params import W2SDParams
 from ..sampler import wrap_sampler
+from . import rows
 from .base import HIRES, STRONG, WEAK, Backend, PassInfo, Variant
 from .surface import settings
 
@@ -143,23 +144,68 @@ def make_denoiser(backend: Backend, p, variant: Variant) -> Callable:
     sampler's counters."""
 
     def denoise(x, sigma, **extra_args):
-        args = dict(extra_args)
-        if variant.cond_scale is not None:
-            args["cond_scale"] = variant.cond_scale
-        if variant.conds is not None:
-            args.update({k: v for k, v in variant.conds._asdict().items() if v is not None})
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(backend.extra_call(p, variant.role))
-            if variant.lora_multiplier is not None:
-                stack.enter_context(backend.lora_multiplier(p, variant.lora_multiplier))
-            if variant.unet is not None:
-                stack.enter_context(backend.use_unet(p, variant.unet))
-            if float(args.get("cond_scale", 0)) == 1.0:
-                stack.enter_context(backend.cond_only(p))
+        args = _variant_args(variant, extra_args)
+        with _variant_call(backend, p, variant, args):
             return backend.cfg_denoiser(p)(x, sigma, **args)
 
     denoise.variant = variant
     return denoise
+
+
+def make_joint_denoiser(backend: Backend, p, strong: Variant, weak: Variant) -> Optional[Callable]:
+    """J(x, sigma, **extra_args) -> (D_s, D_w) in one UNet batch (rows.py), for a weak variant that
+    differs from the strong one only in CFG scale and/or prompt; None for any other pair (weights,
+    or a weak negative prompt, whose uncond rows would have to pass for cond rows).
+    A step whose conds cannot share a batch (Backend.joint_conds) makes the two calls."""
+    if strong.changes_weights() or weak.changes_weights() or strong.conds is not None:
+        return None
+    weak_prompt = weak.conds is not None and weak.conds.cond is not None
+    if weak.conds is not None and weak.conds.uncond is not None:
+        return None
+    separate = make_denoiser(backend, p, strong), make_denoiser(backend, p, weak)
+    shared_conds: Dict[int, Any] = {}  # id(the pass's cond) -> the cond serving both
+
+    def joint(x, sigma, **extra_args):
+        strong_args, weak_args = _variant_args(strong, extra_args), _variant_args(weak, extra_args)
+        cond = strong_args["cond"]
+        if id(cond) not in shared_conds:
+            shared_conds[id(cond)] = backend.joint_conds(p, cond, weak_args["cond"] if weak_prompt else None)
+        both = shared_conds[id(cond)]
+        if both is None:
+            return tuple(denoise(x, sigma, **extra_args) for denoise in separate)
+        den, cache = backend.cfg_denoiser(p), rows.RowCache()
+        with _variant_call(backend, p, strong, strong_args), backend.unet_rows(p, cache, record=True):
+            d_strong = den(x, sigma, **dict(strong_args, cond=both))
+        with _variant_call(backend, p, weak, weak_args), backend.unet_rows(p, cache, record=False):
+            d_weak = den(x, sigma, **weak_args)
+        return d_strong, d_weak
+
+    return joint
+
+
+def _variant_args(variant: Variant, extra_args: dict) -> dict:
+    """The den call's arguments for `variant`: the sampler's extra_args with its changes."""
+    args = dict(extra_args)
+    if variant.cond_scale is not None:
+        args["cond_scale"] = variant.cond_scale
+    if variant.conds is not None:
+        args.update({k: v for k, v in variant.conds._asdict().items() if v is not None})
+    return args
+
+
+@contextlib.contextmanager
+def _variant_call(backend: Backend, p, variant: Variant, args: dict):
+    """Around one den call as `variant`: an extra call for the sampler's counters, with its LoRA
+    multiplier, its UNet, and no uncond batch at scale 1."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(backend.extra_call(p, variant.role))
+        if variant.lora_multiplier is not None:
+            stack.enter_context(backend.lora_multiplier(p, variant.lora_multiplier))
+        if variant.unet is not None:
+            stack.enter_context(backend.use_unet(p, variant.unet))
+        if float(args.get("cond_scale", 0)) == 1.0:
+            stack.enter_context(backend.cond_only(p))
+        yield
 
 
 # -- the installed sampler function ----------------------------------------------------------------
@@ -181,6 +227,7 @@ def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, str
                     stack.enter_context(backend.lora_session(p))
                 wrapped = wrap_sampler(
                     original, make_denoiser(backend, p, weak), strong=make_denoiser(backend, p, strong),
+                    joint=make_joint_denoiser(backend, p, strong, weak),
                     reflect_steps=params.steps_for(n_steps, hires=hires), strength=params.strength,
                     reflections=params.reflections, weak_sigma=params.weak_sigma, gap_probes=1,
                 )

@@ -14,6 +14,7 @@ import torch
 
 import networks
 import tiny_sd
+from webui_patterns import unet_batches
 from modules import errors, extra_networks, processing, script_callbacks, scripts, sd_models, shared
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,6 +30,7 @@ class Call:
     step: int  # den.step: the index prompt editing used
     text_cond: torch.Tensor
     lora: tuple  # unet multipliers of the loaded LoRAs
+    unet_index: int = 0  # UNet calls made before this call
 
 
 @dataclass
@@ -50,10 +52,9 @@ class Result:
         return [c.role for c in self.calls]
 
     def batches(self):
-        """(role, rows the UNet got) per denoiser call: each CFG denoiser call is one UNet call
-        (batch_cond_uncond), so the two lists line up (the weak checkpoint's UNet counts apart)."""
-        assert len(self.calls) == len(self.unet_calls)
-        return [(c.role, rows) for c, rows in zip(self.calls, self.unet_calls, strict=True)]
+        """(role, rows the model's UNet got) per UNet call (webui_patterns.unet_batches; the weak
+        checkpoint's UNet counts apart)."""
+        return unet_batches(self.calls, self.unet_calls)
 
 
 class WebUI:
@@ -96,7 +97,7 @@ class WebUI:
         den = params.denoiser
         p = den.p
         nets = tuple(net.unet_multiplier for net in networks.loaded_networks)
-        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets)
+        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets, len(self.model.unet.calls))
         self._calls.append(call)
         for observe in self.observers:
             observe(call, p)

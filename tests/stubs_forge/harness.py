@@ -19,6 +19,7 @@ from backend import memory_management, operations
 from backend.args import dynamic_args
 from modules import errors, extra_networks, processing, script_callbacks, scripts, sd_models, sd_samplers_common, shared
 from safetensors.torch import save_file
+from webui_patterns import unet_batches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "w2sd.py")
@@ -36,6 +37,7 @@ class Call:
     unet: str  # "strong", "weak" (the weak checkpoint) or "other": the UNet the call runs
     lora: Optional[float]  # the LoRA multiplier W2SD set for the call (None: the prompt's own)
     hr_cfg: Optional[float]  # p.hr_cfg during a hires call (the scale Forge uses there)
+    unet_index: int = 0  # strong-UNet calls made before this call
 
 
 @dataclass
@@ -58,10 +60,8 @@ class Result:
         return [c.role for c in self.calls]
 
     def batches(self):
-        """(role, rows the strong UNet got) per strong-UNet denoiser call."""
-        calls = [c for c in self.calls if c.unet == "strong"]
-        assert len(calls) == len(self.unet_calls)
-        return [(c.role, rows) for c, rows in zip(calls, self.unet_calls)]
+        """(role, rows the strong UNet got) per strong-UNet call (webui_patterns.unet_batches)."""
+        return unet_batches(self.calls, self.unet_calls)
 
 
 def unet_state_dict(seed=0, channels=8, context_dim=8, in_channels=4, adm=None, scale=0.2):
@@ -199,7 +199,8 @@ class WebUI:
         session = getattr(p, "w2sd_forge_lora", None)
         hires = getattr(p, "is_hr_pass", False)
         call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, unet,
-                    session.multiplier if session is not None else None, p.hr_cfg if hires else None)
+                    session.multiplier if session is not None else None, p.hr_cfg if hires else None,
+                    len(self.strong_unet.calls))
         self._calls.append(call)
         for observe in self.observers:
             observe(call, p)

@@ -7,6 +7,10 @@ extensions-builtin/Lora/networks.py of v1.10.1 (commit 82a973c0).
   state.current_latent: extra_call saves and restores those.
 - A CFG scale of 1 still runs the uncond batch there; cond_only skips it through the WebUI's own
   skip-early-CFG branch (opts.skip_early_cond = inf for that call), which combines at scale 1.
+- One UNet batch for strong and weak (rows.py): the k-diffusion wrapper calls
+  `shared.sd_model.apply_model(x, t, cond)` for each batch of the denoiser (one, or several with
+  batch_cond_uncond off or cond/uncond of other lengths): unet_rows routes that method. Edit
+  models (InstructPix2Pix) split their batch in fixed thirds, so they keep two calls.
 - LoRA: the built-in Lora merges weights lazily per layer, keyed by every network's multipliers,
   so changing a multiplier re-merges each LoRA layer from its CPU backup. For a pass with a LoRA
   difference, lora_session turns on the Lora extension's own functional mode (LoRA added in
@@ -30,6 +34,7 @@ from typing import Iterator, List
 import torch
 from modules import devices, shared
 
+from .. import rows
 from ..surface import settings
 from . import checkpoint
 from .checkpoint import CheckpointError
@@ -52,6 +57,15 @@ class A1111Backend(FamilyBackend):
         with self.restoring_keys(shared.opts.data, "skip_early_cond"):
             shared.opts.data["skip_early_cond"] = math.inf
             yield True
+
+    # -- one UNet batch for strong and weak -------------------------------------------------
+    def joint_conds(self, p, cond, weak_cond):
+        if shared.sd_model.cond_stage_key == "edit":
+            return None  # combine_denoised_for_edit_model reads x_out in three fixed chunks
+        return super().joint_conds(p, cond, weak_cond)
+
+    def unet_rows(self, p, cache, record: bool):
+        return rows.routed(shared.sd_model, "apply_model", cache, record, _apply_model_rows)
 
     # -- LoRA -------------------------------------------------------------------------------
     @staticmethod
@@ -123,3 +137,18 @@ class A1111Backend(FamilyBackend):
 
     def release_unets(self, generation_ended: bool) -> None:
         checkpoint.cache.release(settings.checkpoint_memory(), generation_ended, devices.cpu)
+
+
+def _apply_model_rows(x, t, cond, *args, **kwargs):
+    """Row keys of LatentDiffusion.apply_model(x, t, cond): the latent, timestep and every cond
+    tensor the model reads ({"c_crossattn": [..], "c_concat": [..]}; SDXL {"crossattn", "vector",
+    "c_concat"}). The image cond only where the model concatenates it: the others ignore it, and it
+    keeps its uncond rows in a call whose uncond batch is skipped."""
+    reads_image = getattr(shared.sd_model.model, "conditioning_key", None) in _CONCAT_KEYS
+    tensors = [x, t]
+    for key in sorted(cond):
+        if key == "c_concat" and not reads_image:
+            continue
+        values = cond[key] if isinstance(cond[key], (list, tuple)) else [cond[key]]
+        tensors += [v for v in values if isinstance(v, torch.Tensor)]
+    return rows.row_keys(x.shape[0], tensors)

@@ -113,6 +113,22 @@ class FamilyBackend(Backend):
             finally:
                 p.w2sd_extra_call = None
 
+    # -- one UNet batch for strong and weak -------------------------------------------------
+    def joint_conds(self, p, cond, weak_cond):
+        """prompt_parser's MulticondLearnedConditioning (modules/prompt_parser.py of both WebUIs):
+        each image's AND-subprompts, then the weak prompt's at weight 0. A weight-0 row adds
+        exactly 0 to A1111's combine_denoised and to Forge's weighted sum and its count
+        (sampling_function.py calc_cond_uncond_batch), so the result is the call with `cond`."""
+        if weak_cond is None:
+            return cond
+        if len(cond.batch) != len(weak_cond.batch) or not _same_token_counts(cond, weak_cond):
+            return None  # reconstruct_multicond_batch would pad the shorter conds: other results
+        batch = [list(own) + [prompt_parser.ComposableScheduledPromptConditioning(c.schedules, 0.0) for c in weak]
+                 for own, weak in zip(cond.batch, weak_cond.batch)]
+        if len({len(entry) for entry in batch}) != 1:
+            return None  # Forge pairs subprompts across images by position (condition.py:122-141)
+        return prompt_parser.MulticondLearnedConditioning(shape=cond.shape, batch=batch)
+
     # -- prompts ----------------------------------------------------------------------------
     def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
         return Conds(cond=self.encode(p, prompt, negative=False) if prompt else None,
@@ -151,6 +167,17 @@ class FamilyBackend(Backend):
         if info is None:
             raise CheckpointError(f"weak_checkpoint {name!r} is not in the WebUI's checkpoint list")
         return info
+
+
+def _same_token_counts(*conds) -> bool:
+    """Every schedule of every subprompt has the same number of tokens (SDXL: of its crossattn)."""
+    def tokens(entry):
+        c = entry.cond
+        return tuple((c["crossattn"] if isinstance(c, dict) else c).shape)
+
+    counts = {tokens(entry) for multicond in conds for prompts in multicond.batch
+              for composable in prompts for entry in composable.schedules}
+    return len(counts) == 1
 
 
 def is_hires(p) -> bool:

@@ -18,6 +18,10 @@ prompt encoding) and answers differently where Forge differs:
   call (sd_samplers_cfg_denoiser.py:178-181): extra calls put that RNG back, so the sampler's own
   calls draw what they would have drawn.
 - Prompts. SdConditioning carries the pass's distilled CFG (processing.py:491-492, 1579-1580).
+- One UNet batch for strong and weak (rows.py): sampling_function's calc_cond_uncond_batch calls
+  `model.apply_model(x, t, **c)` on the KModel of forge_objects.unet for each batch it forms by
+  free memory (sampling_function.py:154-289; also through a model_function_wrapper, which gets
+  the routed method): unet_rows routes that method; a row's key carries its cond/uncond mark.
 - LoRA. forge_lora.LoraSwitch: delta patches on Forge's online-LoRA path, per call; weights are
   never touched.
 - Checkpoint. forge_unet: Forge's loader, UNet only; the call runs with `forge_objects.unet`
@@ -36,6 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import torch
 from modules import shared
 
+from .. import rows
 from ..surface import settings
 from . import forge_lora, forge_unet
 from .family import FamilyBackend, is_hires
@@ -111,6 +116,10 @@ class ForgeBackend(FamilyBackend):
         unet = shared.sd_model.forge_objects.unet
         yield not unet.model_options.get("disable_cfg1_optimization", False)
 
+    def unet_rows(self, p, cache, record: bool):
+        model = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet.model
+        return rows.routed(model, "apply_model", cache, record, _apply_model_rows)
+
     def conditioning_extras(self, p, hires: bool) -> Dict[str, Any]:
         """Forge's SdConditioning carries the pass's distilled CFG (processing.py:491-492, 1579-1580)."""
         return {"distilled_cfg_scale": p.hr_distilled_cfg if hires else getattr(p, "distilled_cfg_scale", None)}
@@ -176,6 +185,19 @@ class ForgeBackend(FamilyBackend):
     def release_unets(self, generation_ended: bool) -> None:
         self._weak_call_patchers.clear()
         forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
+
+
+# The per-batch model inputs of KModel.apply_model(x, t, **c) (sampling_function.py:154-289); the
+# ControlNet's 'control' is computed from these rows, 'transformer_options' is the same for all.
+_ROW_INPUTS = ("c_crossattn", "y", "c_concat")
+
+
+def _apply_model_rows(x, t, c_concat=None, c_crossattn=None, transformer_options=None, **c):
+    c.update(c_concat=c_concat, c_crossattn=c_crossattn)
+    tensors = [x, t] + [c[k] for k in _ROW_INPUTS if isinstance(c.get(k), torch.Tensor)]
+    marks = (transformer_options or {}).get("cond_or_uncond") or []
+    per_chunk = x.shape[0] // len(marks) if marks else 0
+    return rows.row_keys(x.shape[0], tensors, [m for m in marks for _ in range(per_chunk)])
 
 
 def _pass_uncond(p):
