@@ -326,3 +326,22 @@ def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
     same = webui.generate({**CFG1, "weak_cfg": 7.0})
     assert torch.equal(same.latents, plain.latents)
     assert same.batches() == reflected_pattern(6, 3, 2, None, 2)
+
+
+def test_joint_conds_put_the_weak_prompt_at_weight_0_and_refuse_other_token_counts(webui):
+    from modules import prompt_parser
+
+    from lib_w2sd.webui import detect_backend
+
+    def multicond(tokens, weights=(1.0,)):
+        schedules = [prompt_parser.ScheduledPromptConditioning(5, torch.randn(tokens, 8))]
+        return prompt_parser.MulticondLearnedConditioning(
+            (1,), [[prompt_parser.ComposableScheduledPromptConditioning(schedules, w) for w in weights]])
+
+    backend = detect_backend()
+    own, weak = multicond(6, (1.0, 0.5)), multicond(6)
+    both = backend.joint_conds(None, own, weak)
+    assert [c.weight for c in both.batch[0]] == [1.0, 0.5, 0.0]
+    assert both.batch[0][2].schedules is weak.batch[0][0].schedules
+    assert backend.joint_conds(None, own, None) is own  # a CFG difference: the same conds
+    assert backend.joint_conds(None, own, multicond(7)) is None  # would be padded: two calls

@@ -6,6 +6,9 @@ The stand-in runs A1111 1.10's sampling code paths (CFG denoiser, functional-LoR
 lazy LoRA merging) around a UNet-shaped stack of 3x3 convolutions, each carrying a LoRA, so
 the ratios reflect the mechanisms, not a real SD UNet's absolute speed. Prints:
 
+0. per weak kind and preset: the extra UNet rows and UNet calls of one reflected step (a plain CFG
+   step is 2 rows in 1 call), counted, and the generation's time W2SD / plain, measured side by
+   side (alternating runs, medians);
 1. weak CFG 1.0: UNet rows and time of a weak call vs the sampler's own call;
 2. LoRA difference: a reflected step with a LoRA difference vs one with a CFG difference
    (both full batches), the functional mode's cost on ordinary steps, and what switching by
@@ -24,17 +27,19 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests", "stubs"), ROOT]
+sys.path[:0] = [os.path.join(ROOT, "tests", "stubs"), os.path.join(ROOT, "tests"), ROOT]
 
 import harness  # noqa: E402
 import networks  # noqa: E402
 import tiny_sd  # noqa: E402
 import torch  # noqa: E402
+from webui_patterns import unet_batches  # noqa: E402
 
 
 class BenchUNet(tiny_sd.TinyUNet):
@@ -69,8 +74,7 @@ def timed(webui, w2sd, **kwargs):
     start = time.perf_counter()
     result = webui.generate(w2sd, **kwargs)
     total = time.perf_counter() - start
-    calls = list(unet.calls)
-    return result, total, [(c.role, rows, s) for c, (rows, s) in zip(result.calls, calls)]
+    return result, total, [(role, rows, s) for role, (rows, s) in unet_batches(result.calls, list(unet.calls))]
 
 
 def mean(values):
@@ -85,6 +89,7 @@ def main():
     ap.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--rounds", type=int, default=5, help="alternating plain / W2SD runs per kind (medians)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -96,11 +101,13 @@ def main():
     reflected = args.steps - 1
     webui.generate(None, **common)  # warm-up
 
+    cost_per_kind(webui, common, rounds=args.rounds)
+
     # 1. weak CFG 1.0
-    _, _, calls = timed(webui, {**every, "weak_cfg": 1.0}, **common)
+    _, _, calls = timed(webui, {**every, "weak_cfg": 1.0, "weak_sigma": "next"}, **common)
     own = [(r, s) for role, r, s in calls if role is None]
     weak = [(r, s) for role, r, s in calls if role == "weak"]
-    print("1. weak CFG 1.0")
+    print("1. weak CFG 1.0 in a call of its own (weak_sigma 'next'; 'start' shares the strong call's batch)")
     print(f"   UNet rows per call: weak {weak[0][0]}, own {own[0][0]}")
     print(f"   time of a weak call / own call: {mean(s for _, s in weak) / mean(s for _, s in own):.2f}")
 
@@ -147,6 +154,55 @@ def main():
     grown, peak = after_rss - before_rss, max(0, after_peak - before_peak)
     print(f"   resident memory after / before the generation: +{grown} bytes ({grown / weak_bytes:.2f} weak UNets); "
           f"peak grew by {peak} bytes ({peak / weak_bytes:.2f} weak UNets)")
+
+
+LORA_PROMPT = "a red cat <lora:bench:0.8>"
+HALF = {"enabled": True, "reflect_steps": 0.5}
+# name -> (W2SD settings, prompt): the presets as the UI sets them, and each weak kind alone.
+KINDS = {
+    "preset Z-Sampling (CFG gap)": ({**HALF, "preset": "Z-Sampling (CFG gap)"}, None),
+    "weak CFG 3": ({**HALF, "weak_cfg": 3.0}, None),
+    "preset Prompt refinement": ({**HALF, "preset": "Prompt refinement", "weak_prompt": "a cat"}, None),
+    "weak prompt + CFG 1": ({**HALF, "weak_cfg": 1.0, "weak_prompt": "a cat"}, None),
+    "weak negative prompt": ({**HALF, "weak_negative_prompt": "sharp"}, None),
+    "weak prompt + negative": ({**HALF, "weak_prompt": "a cat", "weak_negative_prompt": "sharp"}, None),
+    "LoRA -1.5/+1.5": ({**HALF, "weak_lora_multiplier": -1.5, "strong_lora_multiplier": 1.5}, LORA_PROMPT),
+    "preset Paper defaults": ({**HALF, "preset": "Paper defaults (LoRA +1.5/-1.5, CFG 5.5/1.0)"}, LORA_PROMPT),
+    "preset Checkpoint pair": ({**HALF, "preset": "Checkpoint pair", "weak_checkpoint": "weak.safetensors"}, None),
+}
+
+
+def cost_per_kind(webui, common, rounds):
+    """Rows and calls of the model's UNet (and the weak checkpoint's) per reflected step, and the
+    time ratio W2SD / plain, per kind."""
+    from lib_w2sd.webui.adapters import checkpoint
+
+    print("0. cost of one reflected step (a plain CFG step: 2 rows in 1 call) and time W2SD / plain")
+    print(f"   {'kind':28s} {'extra rows':>10s} {'extra calls':>11s} {'time ratio':>10s}  (median of {rounds})")
+    with tempfile.TemporaryDirectory() as directory:
+        strong_unet = webui.model.model.diffusion_model
+        harness.write_checkpoint(os.path.join(directory, "weak.safetensors"), BenchUNet(
+            strong_unet.input.out_channels, len(strong_unet.blocks), seed=5))
+        webui.register_checkpoints(directory)
+        webui.add_lora("bench", scale=0.05)
+        for name, (w2sd, prompt) in KINDS.items():
+            kwargs = dict(common, prompt=prompt) if prompt else dict(common)
+            ratios, counts = [], None
+            for _ in range(rounds):  # the counts of the last round: the weak UNet's list starts clean there
+                _, t_plain, plain_calls = timed(webui, None, **kwargs)
+                if checkpoint.cache.entry is not None:
+                    checkpoint.cache.entry.module.calls.clear()
+                result, t_w2sd, w2sd_calls = timed(webui, w2sd, **kwargs)
+                weak = checkpoint.cache.entry.module.calls if checkpoint.cache.entry is not None else []
+                reflected = int(result.infotext.split("W2SD reflected: ")[1].split("/")[0])
+                rows = sum(r for _, r, _ in w2sd_calls) + sum(r for r, _ in weak) - sum(r for _, r, _ in plain_calls)
+                calls = len(w2sd_calls) + len(weak) - len(plain_calls)
+                counts = (rows / reflected, calls / reflected)
+                ratios.append(t_w2sd / t_plain)
+            print(f"   {name:28s} {counts[0]:10.1f} {counts[1]:11.1f} {statistics.median(ratios):10.2f}")
+        networks.loaded_networks.clear()
+        networks.available_networks.clear()
+        checkpoint.cache.clear()
 
 
 def remerge_cost(webui, prompt, common) -> float:

@@ -92,12 +92,14 @@ class WebUI:
 
         checkpoint.cache.clear()
         self._calls = []
+        self._unet = self.model.unet
 
     def _observe(self, params):
         den = params.denoiser
         p = den.p
         nets = tuple(net.unet_multiplier for net in networks.loaded_networks)
-        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets, len(self.model.unet.calls))
+        # the model's own UNet (a weak checkpoint's call runs with another one swapped in)
+        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets, len(self._unet.calls))
         self._calls.append(call)
         for observe in self.observers:
             observe(call, p)
@@ -108,7 +110,8 @@ class WebUI:
     def generate(self, w2sd=None, img2img=False, args=None, **kwargs) -> Result:
         """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list."""
         shared.state.begin()
-        self.model.unet.calls.clear()
+        self._unet = self.model.unet
+        self._unet.calls.clear()
         self._calls = []
         options = dict(DEFAULTS, **kwargs)
         cls = processing.StableDiffusionProcessingImg2Img if img2img else processing.StableDiffusionProcessingTxt2Img
@@ -121,7 +124,7 @@ class WebUI:
             args = [dict(w2sd or {"enabled": False})] + [None] * len(self.extra_scripts)
         p.script_args = args
         processed = processing.process_images(p)
-        return Result(processed, p, list(self._calls), list(self.model.unet.calls))
+        return Result(processed, p, list(self._calls), list(self._unet.calls))
 
     def add_lora(self, name="style", seed=3, scale=0.3):
         return networks.make_network(name, self.model.unet, seed=seed, scale=scale)
