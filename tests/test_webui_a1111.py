@@ -5,10 +5,8 @@ samplers)."""
 import pytest
 import torch
 from webui_patterns import (
-    JOINT_KINDS,
-    assert_joint_equals_two_calls,
     assert_only_weak_calls_see_the_weak_prompt,
-    inpainting_mask,
+    joint_tests,
     reflected_pattern,
 )
 
@@ -287,45 +285,8 @@ def test_api_dict_followed_by_the_uis_default_values(webui):
 
 
 # -- one UNet batch for strong and weak ------------------------------------------------------------
-JOINT_PASSES = {
-    "txt2img": dict(),
-    "img2img": dict(img2img=True, denoising_strength=0.75),
-    "inpainting": dict(img2img=True, mask=inpainting_mask(), denoising_strength=0.75),
-    "hires": dict(enable_hr=True, hr_second_pass_steps=4, denoising_strength=0.5),
-}
-
-
-@pytest.mark.parametrize("kind", list(JOINT_KINDS))
-@pytest.mark.parametrize("pass_name", list(JOINT_PASSES))
-def test_joint_calls_give_the_two_call_image(webui, monkeypatch, kind, pass_name):
-    w2sd = {"enabled": True, "reflect_steps": 0.5, "hires": True, **JOINT_KINDS[kind]}
-    assert_joint_equals_two_calls(webui, monkeypatch, w2sd, steps=4, batch_size=2, **JOINT_PASSES[pass_name])
-
-
-def test_weak_prompt_adds_one_row_to_the_strong_calls_batch(webui):
-    result = webui.generate({**CFG1, "weak_cfg": None, "weak_prompt": "a dog"})
-    assert result.batches() == reflected_pattern(6, 3, strong_rows=3, weak_rows=None, normal_rows=2)
-
-
-def test_a_weak_negative_prompt_keeps_two_calls(webui):
-    """Its uncond rows would have to ride in the strong call as cond rows, which extensions that
-    tell cond from uncond rows (IP-Adapter, ControlNet's soft modes) would misread."""
-    result = webui.generate({**CFG1, "weak_cfg": None, "weak_negative_prompt": "sharp"})
-    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=2, normal_rows=2)
-
-
-def test_weight_differences_keep_two_calls(webui):
-    webui.add_lora()
-    result = webui.generate({"enabled": True, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0, "reflect_steps": 0.5},
-                            prompt="a red cat <lora:style:0.8>")
-    assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
-
-
-def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
-    plain = webui.generate(None)
-    same = webui.generate({**CFG1, "weak_cfg": 7.0})
-    assert torch.equal(same.latents, plain.latents)
-    assert same.batches() == reflected_pattern(6, 3, 2, None, 2)
+# the same tests on both WebUIs' stand-ins (webui_patterns.joint_tests)
+globals().update(joint_tests(hires=dict(enable_hr=True, hr_second_pass_steps=4, denoising_strength=0.5)))
 
 
 def test_joint_conds_put_the_weak_prompt_at_weight_0_and_refuse_other_token_counts(webui):

@@ -1,5 +1,6 @@
 """What the WebUI tests expect to see, shared by the A1111 and Forge test modules."""
 
+import pytest
 import torch
 
 
@@ -73,3 +74,45 @@ def assert_joint_equals_two_calls(webui, monkeypatch, w2sd, **kwargs):
     assert "W2SD reflected" in joint.infotext and "W2SD warning" not in joint.infotext, joint.infotext
     torch.testing.assert_close(joint.latents, two_calls.latents, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(joint.latents, plain.latents)
+
+
+def joint_tests(hires: dict) -> dict:
+    """The joint-call tests, for a WebUI test module to take into its globals (`hires`: the
+    generate() arguments of a hires-fix pass in that WebUI)."""
+    passes = {
+        "txt2img": dict(),
+        "img2img": dict(img2img=True, denoising_strength=0.75),
+        "inpainting": dict(img2img=True, mask=inpainting_mask(), denoising_strength=0.75),
+        "hires": hires,
+    }
+    half = {"enabled": True, "reflect_steps": 0.5}
+
+    @pytest.mark.parametrize("kind", list(JOINT_KINDS))
+    @pytest.mark.parametrize("pass_name", list(passes))
+    def test_joint_calls_give_the_two_call_image(webui, monkeypatch, kind, pass_name):
+        w2sd = {**half, "hires": True, **JOINT_KINDS[kind]}
+        assert_joint_equals_two_calls(webui, monkeypatch, w2sd, steps=4, batch_size=2, **passes[pass_name])
+
+    def test_weak_prompt_adds_one_row_to_the_strong_calls_batch(webui):
+        result = webui.generate({**half, "weak_prompt": "a dog"})
+        assert result.batches() == reflected_pattern(6, 3, strong_rows=3, weak_rows=None, normal_rows=2)
+
+    def test_a_weak_negative_prompt_keeps_two_calls(webui):
+        """Its uncond rows would have to ride in the strong call as cond rows, which extensions that
+        tell cond from uncond rows (IP-Adapter, ControlNet's soft modes) would misread."""
+        result = webui.generate({**half, "weak_negative_prompt": "sharp"})
+        assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=2, normal_rows=2)
+
+    def test_weight_differences_keep_two_calls(webui):
+        webui.add_lora()
+        result = webui.generate({**half, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0},
+                                prompt="a red cat <lora:style:0.8>")
+        assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
+
+    def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
+        plain = webui.generate(None)
+        same = webui.generate({**half, "weak_cfg": 7.0})
+        assert torch.equal(same.latents, plain.latents)
+        assert same.batches() == reflected_pattern(6, 3, 2, None, 2)
+
+    return {name: value for name, value in locals().items() if name.startswith("test_")}
