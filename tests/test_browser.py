@@ -14,7 +14,7 @@ import time
 import pytest
 from test_params import INFOTEXT_UTILS, VARIED
 
-from lib_w2sd.params import CUSTOM, KIND_FIELDS, PRESETS, UI_FIELDS, W2SDParams
+from lib_w2sd.params import CUSTOM, KIND_FIELDS, PRESET_KINDS, PRESETS, UI_FIELDS, W2SDParams
 
 STAND_IN = "stubs"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -196,11 +196,10 @@ def test_opening_the_accordion_ticks_w2sd_and_says_nothing_is_chosen(page):
 
 @pytest.mark.parametrize("name", [n for n in PRESETS if n != CUSTOM])
 def test_each_preset_fills_and_shows_its_fields(page, name):
-    from lib_w2sd.webui.surface import ui
-
     open_accordion(page, advanced=True)
     pick_preset(page, name)
-    expected = ui.preset_values(name)
+    shown = dict(zip(UI_FIELDS, W2SDParams().with_preset(name).to_list()))  # from params, not from the UI code
+    expected = {field: shown[field] for field in PRESETS[name]} | {"weak_kinds": list(PRESET_KINDS[name])}
     wait_until(page, lambda f: all(f[k] == v for k, v in expected.items()),
                f"the preset {name!r} should fill {expected}")
     in_groups = {field for fields in KIND_FIELDS.values() for field in fields}
@@ -301,3 +300,10 @@ def test_paste_restores_every_field(page):
     page.locator(sel("weak_checkpoint")).wait_for(state="visible")  # the paste opened the accordion
     assert page.locator(sel("hires_reflect_steps")).is_visible()
     no_page_errors(page)
+
+
+def test_the_error_check_sees_page_errors(page):
+    """no_page_errors is not vacuous: an uncaught error in the page is collected."""
+    page.evaluate("() => setTimeout(() => { throw new Error('w2sd probe'); })")
+    page.wait_for_timeout(300)
+    assert any("w2sd probe" in error for error in page.w2sd_errors)

@@ -402,3 +402,15 @@ def test_install_py_installs_only_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "launch", launch)
     runpy.run_path(os.path.join(ROOT, "install.py"))
     assert calls == ["install tqdm"]
+
+
+def test_every_event_names_components_of_the_page(webui):
+    """gradio's page fails with "Cannot read properties of undefined (reading 'props')" when an
+    event names a component the page's config does not have; the W2SD UI's events never do."""
+    import page  # tests/stubs/page.py: the stand-in is on sys.path
+
+    demo, _ = page.build(os.path.join(ROOT, "scripts", "w2sd.py"))
+    config = demo.get_config_file()
+    ids = {c["id"] for c in config["components"]}
+    named = {i for d in config["dependencies"] for i in d["inputs"] + d["outputs"]}
+    assert named and named <= ids
