@@ -16,11 +16,12 @@
         strong_lora_multiplier: "Multiplier of the prompt's LoRAs in the reflection's strong call. 0 keeps the prompt's own multipliers; the paper uses +1.5 against a weak -1.5.",
         weak_checkpoint: "Another checkpoint as the weak model, e.g. the base model your fine-tune was trained from (SD1.5 under DreamShaper, SDXL base under Juggernaut-XL). Same architecture as the main checkpoint. Costs memory: see Settings > W2SD.",
         weak_checkpoint_refresh: "Refresh the checkpoint list.",
-        reflect_steps: "How many steps get a reflection, counted from the first step: a fraction of the steps (0.5 = the first half, 1 = every step) or a count, as set in Steps unit. The early steps decide the composition; the paper reflects every step but the last.",
-        reflect_unit: "Whether Reflect steps is a fraction of the sampling steps or a number of steps.",
-        strength: "How far each reflection moves the latent: 1 = the paper's reflection, 0 = plain sampling, above 1 exaggerates it (try 0.5 if images overcook).",
-        weak_sigma: "Where the weak model looks while inverting a step: start (default), next, or current (official code).",
-        reflections: "Reflections per reflected step. More makes the effect stronger, at two extra model calls each.",
+        reflect_steps: "How many steps get a reflection, counted from the first step: a fraction of the steps (0.5 = the first half, 1 = every step) or a number of steps. Typing a whole number above 1 switches Steps unit to steps. The early steps decide the composition; the paper reflects every step but the last.",
+        reflect_unit: "Whether Reflect steps is a fraction of the sampling steps or a number of steps. Switching starts it at half of the steps.",
+        strength: "How far each reflection moves the image: 1 = the paper's reflection, 0 = plain sampling, above 1 exaggerates it (try 0.5 if images overcook).",
+        advanced: "Settings for experiments with the method itself. The defaults suit almost every image.",
+        weak_sigma: "A reflection takes one step with the strong model and then undoes it with the weak model. This chooses what the weak model is shown while undoing it: start (default, safest), next or current (as the paper's own code).",
+        reflections: "How many times each reflected step is reflected. More makes the effect stronger; each costs two extra model calls.",
         hires: "Also reflect during the hires-fix second pass, with its own step count (same unit).",
         hires_reflect_steps: "Reflect steps of the hires-fix pass, in the same unit as Reflect steps.",
     };
@@ -44,9 +45,9 @@
             "steps": "Reflect steps is a number of steps.",
         },
         weak_sigma: {
-            "start": "Default. The weak model sees the latent and noise level the step started from: equal models change nothing, and the gap is measured for free.",
-            "next": "DDIM inversion: the weak model sees the strong step's result at the noise level it went to.",
-            "current": "As the official code: the weak model sees the strong step's result, told the level the step started from.",
+            "start": "Default. The weak model sees the image as it was before the strong step: if weak and strong are the same model, nothing changes.",
+            "next": "The weak model sees the image after the strong step, at its new noise level (DDIM inversion).",
+            "current": "As the paper's code: the weak model sees the image after the strong step, but is told the noise level from before it.",
         },
     };
 
@@ -61,8 +62,9 @@
             for (const [field, hint] of Object.entries(FIELD_HINTS)) {
                 const block = gradioApp().getElementById(`w2sd_${tab}_${field}`);
                 if (!block) continue;
-                // The accordion's hint belongs on its header only, not on everything inside it.
-                setTitle(field === "enabled" ? block.querySelector(".label-wrap") : block, hint);
+                // An accordion's hint belongs on its header only, not on everything inside it.
+                const header = field === "enabled" || field === "advanced";
+                setTitle(header ? block.querySelector(".label-wrap") : block, hint);
             }
             for (const [field, options] of Object.entries(OPTION_HINTS)) {
                 const block = gradioApp().getElementById(`w2sd_${tab}_${field}`);

@@ -8,6 +8,9 @@
   ("CFG", "Prompt", "LoRA", "Checkpoint") deciding which weak fields count; hidden fields keep
   a value but are ignored, and 0 stands for null in the two `strong_*` fields.
 - The infotext uses INFOTEXT_KEYS; keys at their documented absent value are left out.
+Where a form gives `reflect_steps` without `reflect_unit` (an API dict, a short positional list,
+an infotext, an X/Y/Z override), the value says the unit: a whole number above 1 counts steps,
+anything else is a fraction. A given unit always wins.
 """
 
 from __future__ import annotations
@@ -26,15 +29,42 @@ WEAK_SIGMAS = ("start", "next", "current")  # see lib_w2sd/reflection.py
 CUSTOM = "Custom"
 # The UI's names of the weak-model kinds (kinds() returns them lowercased).
 KIND_LABELS = ("CFG", "Prompt", "LoRA", "Checkpoint")
+# The UI's label of each field: messages name a field by its label and its API name.
+LABELS = {
+    "enabled": "W2SD (weak-to-strong reflection)",
+    "preset": "Preset",
+    "weak_kinds": "Weak model differs by",
+    "weak_cfg": "Weak CFG",
+    "strong_cfg": "Strong CFG (0: the generation's)",
+    "weak_prompt": "Weak prompt",
+    "weak_negative_prompt": "Weak negative prompt",
+    "weak_lora_multiplier": "Weak LoRA multiplier",
+    "strong_lora_multiplier": "Strong LoRA multiplier (0: the prompt's own)",
+    "weak_checkpoint": "Weak checkpoint",
+    "reflect_steps": "Reflect steps",
+    "reflect_unit": "Steps unit",
+    "strength": "Strength",
+    "weak_sigma": "Weak model sees",
+    "reflections": "Reflections per step",
+    "hires": "Reflect in hires fix",
+    "hires_reflect_steps": "Hires reflect steps",
+}
 
 
 class ParamsError(W2SDError, ValueError):
-    """A bad W2SD field; `field` names it, the message says the allowed values."""
+    """A bad W2SD field; `field` names it, the message (one sentence, the same under the image, in
+    the infotext and in the API's 422 body) says the allowed values once."""
 
     def __init__(self, field: str, allowed: str, value: Any):
         self.field = field
         self.allowed = allowed
-        super().__init__(f"W2SD field '{field}' must be {allowed}; got {value!r}")
+        super().__init__(f"{field_name(field)} must be {allowed}; got {value!r}")
+
+
+def field_name(field: str) -> str:
+    """How a message names a field: its UI label and its API name, e.g. "Reflect steps (reflect_steps)"."""
+    label = "On/off" if field == "enabled" else LABELS.get(field)  # the header's label is the name W2SD
+    return f"{label.split(' (')[0]} ({field})" if label else repr(field)
 
 
 @dataclass(frozen=True)
@@ -55,6 +85,10 @@ class W2SDParams:
     reflections: int = 1  # reflections per reflected step
     hires: bool = False  # also reflect in the hires-fix second pass
     hires_reflect_steps: float = 0.5  # same unit as reflect_steps
+    # Not a field of the wire forms: the UI kinds ticked with their fields empty ("Prompt" with no
+    # weak prompt, "Checkpoint" with none chosen). They change nothing, but notices() names them
+    # and the UI list and the infotext's "W2SD" key keep the tick (so a paste restores it).
+    empty_kinds: tuple[str, ...] = ()
 
     # -- what the settings mean -------------------------------------------------------------
     def kinds(self) -> list[str]:
@@ -68,8 +102,18 @@ class W2SDParams:
         return [k for k, on in active.items() if on]
 
     def has_difference(self) -> bool:
-        """False when weak and strong are the same model: W2SD would then do (almost) nothing."""
+        """False when weak and strong are the same model: then there is nothing to reflect."""
         return bool(self.kinds()) or self.strong_cfg is not None or self.strong_lora_multiplier is not None
+
+    def notices(self) -> list[str]:
+        """What these (valid) settings leave out, one sentence each: a ticked kind with empty fields,
+        and no difference at all (then nothing is reflected)."""
+        reasons = [f"{label} is ticked but {EMPTY_KIND_REASONS[label]}" for label in self.empty_kinds]
+        if self.has_difference():
+            return [f"{reason}, so that difference is left out" for reason in reasons]
+        reason = "; ".join(reasons) or (f"no weak-model difference is chosen (tick one under "
+                                        f"{LABELS['weak_kinds']!r} or pick a preset)")
+        return [f"{reason}, so nothing is reflected"]
 
     def steps_for(self, n_steps: int, hires: bool = False) -> int:
         """How many of a pass's `n_steps` steps to reflect."""
@@ -89,12 +133,11 @@ class W2SDParams:
         values = self.to_dict()
         if "preset" in overrides:
             values.update(PRESETS[_check("preset", overrides["preset"])])
-        values.update(overrides)
-        return validated(values)
+        return validated(_given(values, overrides), empty_kinds=() if "preset" in overrides else self.empty_kinds)
 
     # -- the API's named dict -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in FIELD_NAMES}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], default_preset: str = CUSTOM) -> W2SDParams:
@@ -104,7 +147,7 @@ class W2SDParams:
             raise ParamsError("args", "a dict of named fields or the UI's list", data)
         _reject_unknown(data)
         preset = _check("preset", data.get("preset", default_preset))
-        return validated({**cls().to_dict(), **PRESETS[preset], "preset": preset, **data})
+        return validated(_given({**cls().to_dict(), **PRESETS[preset], "preset": preset}, data))
 
     # -- the UI's positional list ----------------------------------------------------------------
     def to_list(self) -> list[Any]:
@@ -112,7 +155,7 @@ class W2SDParams:
         kinds = self.kinds()
         shown = {
             **self.to_dict(),
-            "weak_kinds": [label for label in KIND_LABELS if label.lower() in kinds],
+            "weak_kinds": [label for label in KIND_LABELS if label.lower() in kinds or label in self.empty_kinds],
         }
         for name, idle in UI_IDLE.items():
             if shown[name] is None:
@@ -125,13 +168,12 @@ class W2SDParams:
         if len(values) > len(UI_FIELDS):
             raise ParamsError("args", f"at most {len(UI_FIELDS)} positional values ({', '.join(UI_FIELDS)})",
                               list(values))
-        shown = dict(zip(UI_FIELDS, cls().to_list()))
-        shown.update(zip(UI_FIELDS, values))
+        shown = _given(dict(zip(UI_FIELDS, cls().to_list())), dict(zip(UI_FIELDS, values)))
         kinds = _check_kinds(shown.pop("weak_kinds"))
         for label, names in KIND_FIELDS.items():
             if label not in kinds:
                 shown.update({name: INACTIVE[name] for name in names})
-        return validated(shown)
+        return validated(shown, empty_kinds=kinds)
 
     @classmethod
     def from_script_args(cls, args: Sequence[Any], default_preset: str = CUSTOM) -> W2SDParams:
@@ -148,7 +190,7 @@ class W2SDParams:
         where its value is the documented absent value (INFOTEXT_ABSENT)."""
         if not self.enabled:
             return {}
-        text = {INFOTEXT_KEYS["enabled"]: "+".join(self.to_list()[UI_FIELDS.index("weak_kinds")]) or "none"}
+        text = {INFOTEXT_KEYS["enabled"]: "+".join(self.to_list()[UI_FIELDS.index("weak_kinds")]) or NO_KINDS}
         for name, key in INFOTEXT_KEYS.items():
             value = getattr(self, name)
             if name == "enabled" or (name in INFOTEXT_ABSENT and value == INFOTEXT_ABSENT[name]):
@@ -163,15 +205,17 @@ class W2SDParams:
         """Parse keys written by to_infotext; an image without them gives W2SD off."""
         if INFOTEXT_KEYS["enabled"] not in fields:
             return cls()
-        values = {**cls().to_dict(), **INFOTEXT_ABSENT, "enabled": True}
-        for name, key in INFOTEXT_KEYS.items():
-            if name != "enabled" and key in fields:
-                values[name] = _parse(name, fields[key])
+        given = {name: _parse(name, fields[key]) for name, key in INFOTEXT_KEYS.items()
+                 if name != "enabled" and key in fields}
+        values = _given({**cls().to_dict(), **INFOTEXT_ABSENT, "enabled": True}, given)
         values["hires"] = INFOTEXT_KEYS["hires_reflect_steps"] in fields
-        return validated(values)
+        if not values["hires"]:  # unused while hires is off; shown as the main pass's value
+            values["hires_reflect_steps"] = values["reflect_steps"]
+        ticked = str(fields[INFOTEXT_KEYS["enabled"]]).split("+")
+        return validated(values, empty_kinds=[label for label in KIND_LABELS if label in ticked])
 
 
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(W2SDParams))
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(W2SDParams) if f.name != "empty_kinds")
 UI_FIELDS: tuple[str, ...] = FIELD_NAMES[:2] + ("weak_kinds",) + FIELD_NAMES[2:]
 
 # Which fields each UI kind shows; an unticked kind's fields are read as INACTIVE.
@@ -180,6 +224,12 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "Prompt": ("weak_prompt", "weak_negative_prompt"),
     "LoRA": ("weak_lora_multiplier", "strong_lora_multiplier"),
     "Checkpoint": ("weak_checkpoint",),
+}
+# Why a ticked kind can make no difference (W2SDParams.notices); only text fields can be empty.
+EMPTY_KIND_REASONS = {
+    "Prompt": f"{LABELS['weak_prompt']} and {LABELS['weak_negative_prompt']} are empty (the weak prompt "
+              "would be the generation's own)",
+    "Checkpoint": f"no {LABELS['weak_checkpoint']} is chosen",
 }
 INACTIVE: dict[str, Any] = {
     "weak_cfg": None, "strong_cfg": None, "weak_prompt": "", "weak_negative_prompt": "",
@@ -213,6 +263,7 @@ PRESET_NEEDS: dict[str, tuple[str, str, str]] = {  # preset -> (field, kind, all
     "Prompt refinement": ("weak_prompt", "prompt", "a weak prompt or weak negative prompt (the raw prompt)"),
 }
 
+NO_KINDS = "none"  # the "W2SD" key's value when no kind is ticked
 INFOTEXT_KEYS: dict[str, str] = {
     "enabled": "W2SD",  # its value lists the weak kinds, e.g. "CFG+LoRA"
     "preset": "W2SD preset",
@@ -324,11 +375,35 @@ def _check_kinds(value: Any) -> list[str]:
     return list(value)
 
 
-def validated(values: Mapping[str, Any]) -> W2SDParams:
-    """Every field checked (and normalised: ints to floats, 0 to null where 0 means null)."""
+def validated(values: Mapping[str, Any], empty_kinds: Sequence[str] = ()) -> W2SDParams:
+    """Every field checked (and normalised: ints to floats, 0 to null where 0 means null).
+    `empty_kinds`: the UI kinds ticked; those whose fields turn out empty are kept as such."""
     params = W2SDParams(**{name: _check(name, values[name]) for name in FIELD_NAMES})
+    active = params.kinds()
+    empty = tuple(k for k in EMPTY_KIND_REASONS if k in empty_kinds and k.lower() not in active)
+    if empty:
+        params = dataclasses.replace(params, empty_kinds=empty)
     check_consistency(params)
     return params
+
+
+def is_step_count(value: Any) -> bool:
+    """Whether a reflect-steps value given without a unit counts steps: a whole number above 1."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value > 1 and value == int(value))
+
+
+def _given(values: dict, given: Mapping[str, Any]) -> dict:
+    """values with the fields a request (or paste, or axis) gave. A reflect_steps given without a
+    reflect_unit sets the unit its value says; when the unit changes and no hires steps are given,
+    the hires steps take the same value (a fraction means nothing as a count and back)."""
+    merged = {**values, **given}
+    unit = given.get("reflect_unit")
+    if unit is None and "reflect_steps" in given:
+        unit = merged["reflect_unit"] = "steps" if is_step_count(given["reflect_steps"]) else "fraction"
+    if unit != values.get("reflect_unit") and unit in REFLECT_UNITS and "hires_reflect_steps" not in given:
+        merged["hires_reflect_steps"] = merged["reflect_steps"]
+    return merged
 
 
 def check_consistency(params: W2SDParams) -> None:

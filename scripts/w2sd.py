@@ -19,6 +19,7 @@ class W2SDScript(scripts.Script):
         return "W2SD"
 
     def show(self, is_img2img):
+        ui.watch_steps(self, is_img2img)  # before ui(): the WebUI applies such callbacks after show()
         return scripts.AlwaysVisible
 
     def ui(self, is_img2img):

@@ -49,6 +49,8 @@ GOOD = [
     [{"enabled": True, "weak_checkpoint": "base.safetensors", "strength": 0.8}],
     W2SDParams.from_dict({"enabled": True, "preset": "Paper defaults (LoRA +1.5/-1.5, CFG 5.5/1.0)"}).to_list(),
     [True, "Custom", ["CFG"], 1.0],  # a short positional list: the rest are the UI's defaults
+    [{"enabled": True, "weak_cfg": 1.0, "reflect_steps": 5}],  # a whole number without a unit: 5 steps
+    [True, "Custom", ["CFG"], 1.0, 0, "", "", 0, 0, "", 5],  # the same in a list that stops before the unit
     [],
 ]
 
@@ -68,7 +70,9 @@ BAD = [
     ([{"enabled": True, "wek_cfg": 1}], "wek_cfg", "one of the known fields"),
     ([{"enabled": True, "weak_checkpoint": "/models/other.ckpt"}], "weak_checkpoint", "'base.safetensors'"),
     ([True, "Custom", "CFG"], "weak_kinds", "'CFG', 'Prompt', 'LoRA', 'Checkpoint'"),
-    ([True, "Custom", ["CFG"], 1.0, 0, "", "", 0, 0, "", 3.0], "reflect_steps", "a fraction from 0 to 1"),
+    ([True, "Custom", ["CFG"], 1.0, 0, "", "", 0, 0, "", 3.0, "fraction"], "reflect_steps", "a fraction from 0 to 1"),
+    ([{"enabled": True, "weak_cfg": 1.0, "reflect_steps": 5, "reflect_unit": "fraction"}], "reflect_steps",
+     "a fraction from 0 to 1"),  # a given unit wins
     ({"enabled": True}, "args", "a list"),
 ]
 
@@ -79,7 +83,8 @@ def test_bad_args_get_422_naming_the_field(client, args, field, allowed):
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "W2SDParamsError" and body["field"] == field
-    assert allowed in body["allowed"] and f"'{field}'" in body["detail"]
+    assert allowed in body["allowed"] and (f"({field})" in body["detail"] or f"'{field}'" in body["detail"])
+    assert body["detail"].count(body["allowed"]) == 1 and "W2SD" not in body["detail"]  # one plain sentence
 
 
 def test_other_requests_are_not_ours(client):
@@ -96,3 +101,13 @@ def test_request_error_unit(stand_in):
     assert api.request_error({"alwayson_scripts": {"w2sd": {"args": [{"enabled": False}]}}}) is None
     error = api.request_error({"alwayson_scripts": {"w2sd": {"args": [{"strength": 9}]}}})
     assert error.field == "strength" and "from 0 to 3" in error.allowed
+
+
+def test_422_detail_is_the_sentence_the_image_shows(stand_in):
+    from lib_w2sd.params import ParamsError
+    from lib_w2sd.webui.surface import api
+
+    error = api.request_error({"alwayson_scripts": {"w2sd": {"args": [{"enabled": True, "weak_sigma": "later"}]}}})
+    assert isinstance(error, ParamsError)
+    assert api.error_body(error)["detail"] == str(error) == (
+        "Weak model sees (weak_sigma) must be one of 'start', 'next', 'current'; got 'later'")

@@ -19,6 +19,7 @@ from lib_w2sd.params import (
     ParamsError,
     W2SDParams,
     check_field,
+    field_name,
 )
 
 PAPER = "Paper defaults (LoRA +1.5/-1.5, CFG 5.5/1.0)"
@@ -119,7 +120,7 @@ def test_ui_list_round_trip_is_exact(name):
 def test_infotext_round_trip_is_exact(name):
     params = CASES[name]
     if not params.hires:  # hires steps are not written (nor used) while hires is off
-        params = W2SDParams.from_dict({**params.to_dict(), "hires_reflect_steps": 0.5})
+        params = W2SDParams.from_dict({**params.to_dict(), "hires_reflect_steps": params.reflect_steps})
     text = params.to_infotext()
     assert all(isinstance(v, str) for v in text.values())
     assert W2SDParams.from_infotext(text) == params
@@ -229,7 +230,9 @@ BAD = [
     ({"strong_lora_multiplier": 1.5}, "strong_lora_multiplier", ["null unless weak_lora_multiplier is set"]),
     ({"weak_checkpoint": 5}, "weak_checkpoint", ["a string"]),
     ({"reflect_steps": -0.1}, "reflect_steps", ["from 0 to 1000"]),
-    ({"reflect_steps": 2}, "reflect_steps", ["a fraction from 0 to 1 when reflect_unit is 'fraction'"]),
+    ({"reflect_steps": 2, "reflect_unit": "fraction"}, "reflect_steps",
+     ["a fraction from 0 to 1 when reflect_unit is 'fraction'"]),
+    ({"reflect_steps": 2.5}, "reflect_steps", ["a fraction from 0 to 1"]),  # no unit, and not a count
     ({"reflect_steps": 2.5, "reflect_unit": "steps"}, "reflect_steps", ["a whole number of steps"]),
     ({"reflect_unit": "percent"}, "reflect_unit", ["'fraction'", "'steps'"]),
     ({"strength": 3.5}, "strength", ["from 0 to 3"]),
@@ -253,7 +256,8 @@ def test_bad_values_name_the_field_and_the_allowed_values(data, field, words):
         W2SDParams.from_dict(data)
     assert error.value.field == field
     message = str(error.value)
-    assert message.startswith(f"W2SD field '{field}' must be ")
+    assert message.startswith(f"{field_name(field)} must be ")
+    assert message.count(f"({field})") <= 1 and "W2SD" not in message  # named once; the caller says "W2SD"
     for word in words:
         assert word in message
     if field in data:
@@ -286,3 +290,81 @@ def test_check_field():
 
 def test_preset_needs_are_documented_fields():
     assert all(field in FIELD_NAMES for field, _, _ in PRESET_NEEDS.values())
+
+
+def test_messages_name_the_label_and_the_api_name_once():
+    with pytest.raises(ParamsError) as error:
+        W2SDParams.from_dict({"weak_sigma": "later"})
+    assert str(error.value) == "Weak model sees (weak_sigma) must be one of 'start', 'next', 'current'; got 'later'"
+    with pytest.raises(ParamsError) as error:
+        W2SDParams.from_dict({"wek_cfg": 1})
+    assert str(error.value).startswith("'wek_cfg' must be one of the known fields (enabled, preset, ")
+
+
+# -- the unit a reflect-steps value says -------------------------------------------------------------
+def test_unit_follows_the_value_when_not_given():
+    """The issue's API request: a whole number above 1 without a unit counts steps."""
+    five = W2SDParams.from_dict({"enabled": True, "weak_cfg": 1.0, "reflect_steps": 5})
+    assert (five.reflect_unit, five.steps_for(20), five.hires_reflect_steps) == ("steps", 5, 5.0)
+    assert W2SDParams.from_dict({"reflect_steps": 0.3}).reflect_unit == "fraction"
+    one = W2SDParams.from_dict({"reflect_steps": 1})
+    assert (one.reflect_unit, one.steps_for(20)) == ("fraction", 20)  # 1 is "every step"
+    assert W2SDParams.from_dict({"preset": PAPER, "reflect_steps": 5}).reflect_unit == "steps"  # not the preset's
+    hires = W2SDParams.from_dict({"hires": True, "reflect_steps": 6})
+    assert (hires.steps_for(20), hires.steps_for(10, hires=True)) == (6, 6)
+
+
+def test_a_given_unit_wins():
+    assert W2SDParams.from_dict({"reflect_steps": 1, "reflect_unit": "steps"}).steps_for(20) == 1
+    with pytest.raises(ParamsError) as error:
+        W2SDParams.from_dict({"reflect_steps": 5, "reflect_unit": "fraction"})
+    assert error.value.field == "reflect_steps"
+    full = dict(zip(UI_FIELDS, W2SDParams().to_list()), reflect_steps=5)  # the UI list gives a unit
+    with pytest.raises(ParamsError):
+        W2SDParams.from_list(list(full.values()))
+
+
+def test_unit_inferred_in_short_lists_infotexts_and_overrides():
+    short = W2SDParams.from_list([True, CUSTOM, ["CFG"], 1.0, 0, "", "", 0, 0, "", 5])
+    assert (short.reflect_unit, short.steps_for(20)) == ("steps", 5)
+    pasted = W2SDParams.from_infotext({"W2SD": "CFG", "W2SD weak CFG": "1", "W2SD steps": "5"})
+    assert (pasted.reflect_unit, pasted.reflect_steps) == ("steps", 5.0)
+    assert W2SDParams.from_infotext({"W2SD": "CFG", "W2SD weak CFG": "1", "W2SD steps": "0.4"}).reflect_unit == \
+        "fraction"
+    over = W2SDParams().with_overrides({"reflect_steps": 7})
+    assert (over.reflect_unit, over.hires_reflect_steps) == ("steps", 7.0)
+
+
+# -- a ticked kind with empty fields ------------------------------------------------------------------
+def ui_list(**shown):
+    values = dict(zip(UI_FIELDS, W2SDParams().to_list()), enabled=True)
+    values.update(shown)
+    return [values[name] for name in UI_FIELDS]
+
+
+@pytest.mark.parametrize("ticked", [["Prompt"], ["Checkpoint"], ["CFG", "Prompt"], ["Prompt", "Checkpoint"]])
+def test_an_empty_tick_survives_every_form_and_is_named(ticked):
+    params = W2SDParams.from_list(ui_list(weak_kinds=ticked))
+    empty = tuple(k for k in ticked if k != "CFG")
+    assert params.empty_kinds == empty and params.kinds() == (["cfg"] if "CFG" in ticked else [])
+    assert dict(zip(UI_FIELDS, params.to_list()))["weak_kinds"] == ticked
+    assert W2SDParams.from_list(params.to_list()) == params
+    text = params.to_infotext()
+    assert text["W2SD"] == "+".join(ticked)
+    assert W2SDParams.from_infotext(text) == W2SDParams.from_infotext(a1111_infotext_roundtrip(text)) == params
+    notices = params.notices()
+    assert len(notices) == (len(empty) if "CFG" in ticked else 1)
+    if "Prompt" in ticked:
+        assert "Prompt is ticked but Weak prompt and Weak negative prompt are empty" in notices[0]
+    if "CFG" in ticked:
+        assert notices[0].endswith("so that difference is left out")
+    else:
+        assert notices[-1].endswith("so nothing is reflected") and not params.has_difference()
+
+
+def test_no_difference_is_noticed():
+    assert W2SDParams.from_dict({"enabled": True}).notices() == [
+        "no weak-model difference is chosen (tick one under 'Weak model differs by' or pick a preset), "
+        "so nothing is reflected"]
+    assert W2SDParams.from_dict({"enabled": True, "weak_cfg": 1.0}).notices() == []
+    assert W2SDParams.from_list(ui_list(weak_kinds=["Prompt"], weak_prompt="raw")).empty_kinds == ()

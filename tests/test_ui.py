@@ -63,7 +63,7 @@ def test_builds_inside_blocks_with_every_field(webui, is_img2img):
     tab = "img2img" if is_img2img else "txt2img"
     assert [c.elem_id for c in components] == [f"w2sd_{tab}_{name}-checkbox" if name == "enabled"
                                               else f"w2sd_{tab}_{name}" for name in UI_FIELDS]
-    assert components[0].accordion.label == "W2SD"
+    assert components[0].accordion.label == "W2SD (weak-to-strong reflection)"
     values = [c.value for c in components]
     assert values == ui.initial_params().to_list()
     assert W2SDParams.from_list(values) == W2SDParams()
@@ -135,17 +135,112 @@ def test_editing_a_preset_field_turns_the_label_to_custom():
     from lib_w2sd.webui.surface import ui
 
     z = "Z-Sampling (CFG gap)"
-    assert ui._label_after_edit("weak_cfg")(z) == CUSTOM
-    assert ui._label_after_edit("weak_kinds")(z) == CUSTOM
-    assert ui._label_after_edit("strength")(z) == z  # Z-Sampling leaves strength alone
-    assert ui._label_after_edit("weak_checkpoint")("Checkpoint pair") == "Checkpoint pair"
+    assert ui._label_after_edit("weak_cfg")(z, 2.0) == CUSTOM
+    assert ui._label_after_edit("weak_cfg")(z, 1.0) == z  # the preset's own value (gradio 4 fires `input` for it)
+    assert ui._label_after_edit("weak_kinds")(z, ["CFG", "LoRA"]) == CUSTOM
+    assert ui._label_after_edit("strength")(z, 0.5) == z  # Z-Sampling leaves strength alone
+    assert ui._label_after_edit("weak_checkpoint")("Checkpoint pair", "x") == "Checkpoint pair"
 
 
-def test_unit_change():
+def test_unit_change_starts_from_the_sampling_steps():
     from lib_w2sd.webui.surface import ui
 
-    assert [u["value"] for u in ui.unit_values("steps")] == [10, 10]
+    assert [u["value"] for u in ui.unit_values("steps", 0.5, 0.5, 4, 0)] == [2, 2]  # the issue: not 10 of 4
+    assert [u["value"] for u in ui.unit_values("steps", 0.5, 0.25, 30, 10)] == [15, 5]
+    assert [u["value"] for u in ui.unit_values("steps", 0.5, 0.5, 1, 0)] == [1, 1]
+    assert [u["value"] for u in ui.unit_values("fraction", 12, 4, 30, 10)] == [0.5, 0.5]
+    # A value that already fits the unit stays (gradio 4 fires `input` for a paste's unit too).
+    assert ui.unit_values("steps", 12, 0.5, 30, 0) == [ui.gr.update(), ui.gr.update(value=15)]
+    assert ui.unit_values("fraction", 0.3, 0.5) == [ui.gr.update(), ui.gr.update()]
     assert [u["step"] for u in ui.unit_steps("fraction")] == [0.05, 0.05]
+
+
+def test_typed_whole_number_switches_the_unit():
+    from lib_w2sd.webui.surface import ui
+
+    assert [ui.typed_unit(v, "fraction") for v in (5, 5.0, 1, 0.5, 2.5, None)] == \
+        ["steps", "steps", "fraction", "fraction", "fraction", "fraction"]
+    assert [ui.typed_unit(v, "steps") for v in (0.25, 1, 12)] == ["fraction", "steps", "steps"]
+    unit, hires = ui.unit_for_typed(5, "fraction")
+    assert unit["value"] == "steps" and hires["value"] == 5  # the hires steps follow into the new unit
+    assert ui.unit_for_typed(5, "steps") == [ui.gr.update(), ui.gr.update()]
+
+
+def ui_values(**changes):
+    values = dict(zip(UI_FIELDS, W2SDParams().to_list()))
+    values.update(changes)
+    return [values[name] for name in UI_FIELDS]
+
+
+def test_status_line_says_what_generating_would(webui):
+    from lib_w2sd.webui.surface import ui
+
+    assert "nothing is reflected" in ui.status_text(*ui_values())
+    assert ui.status_text(*ui_values(weak_kinds=["CFG"])) == ""
+    assert "Weak prompt and Weak negative prompt are empty" in ui.status_text(*ui_values(weak_kinds=["Prompt"]))
+    bad = ui.status_text(*ui_values(weak_kinds=["Checkpoint"], weak_checkpoint="typed.safetensors"))
+    assert bad.startswith("⚠️ Weak checkpoint (weak_checkpoint) must be a checkpoint from the WebUI's list")
+    assert ui.status_text(*ui_values(weak_kinds=["CFG"], reflect_steps=5)) == ""  # the radio switches to steps
+    assert "Reflect steps (reflect_steps) must be" in ui.status_text(*ui_values(weak_kinds=["CFG"], reflect_steps=2.5))
+
+
+@pytest.mark.parametrize("slider_first", [True, False])
+def test_steps_unit_follows_the_tabs_sampling_steps_slider(webui, slider_first):
+    """The WebUI's Sampling steps slider feeds the unit radio whether it is built before the W2SD
+    accordion (the default layout) or after it (a reordered one)."""
+    from modules import scripts
+
+    script = scripts.load_script(os.path.join(ROOT, "scripts", "w2sd.py"))()
+    runner = scripts.ScriptRunner([script])
+    with gr.Blocks() as blocks:
+        if slider_first:
+            runner.after_component(gr.Slider(1, 150, value=24, elem_id="txt2img_steps"))
+        script.ui(False)
+        if not slider_first:
+            runner.after_component(gr.Slider(1, 150, value=24, elem_id="txt2img_steps"))
+    states = script.w2sd_steps["states"]
+    assert states["steps"].value == 24 and states["hires_steps"].value == 0
+    unit_event = next(d for d in _dependencies(blocks) if _fn_name(blocks, d) == "unit_values")
+    follow = [d for d in _dependencies(blocks) if _fn_name(blocks, d) == "<lambda>"]
+    assert len(follow) == 1 and states["steps"]._id in follow[0]["outputs"]
+    assert states["steps"]._id in unit_event["inputs"]
+
+
+def _dependencies(blocks):
+    return blocks.get_config_file()["dependencies"]
+
+
+def _fn_name(blocks, dependency):
+    fns = list(_block_fns(blocks))
+    index = _dependencies(blocks).index(dependency)
+    return getattr(fns[index].fn, "__name__", "")
+
+
+def test_expert_fields_are_in_a_closed_advanced_fold(webui):
+    blocks, _, components = build()
+    comps = dict(zip(UI_FIELDS, components))
+    config = blocks.get_config_file()
+    by_id = {c["id"]: c for c in config["components"]}
+    advanced = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "w2sd_txt2img_advanced")
+    assert advanced["props"]["open"] is False and advanced["props"]["label"] == "Advanced"
+
+    def inside(node, target):
+        return node["id"] == target or any(inside(child, target) for child in node.get("children", []))
+
+    tree = _find(config["layout"], advanced["id"])
+    for name in UI_FIELDS:
+        assert inside(tree, comps[name]._id) == (name in ("weak_sigma", "reflections")), name
+    assert by_id[advanced["id"]]
+
+
+def _find(node, target):
+    if node["id"] == target:
+        return node
+    for child in node.get("children", []):
+        found = _find(child, target)
+        if found:
+            return found
+    return None
 
 
 # -- paste ----------------------------------------------------------------------------------------
@@ -159,7 +254,7 @@ def with_listed_checkpoint(params):
 def test_paste_restores_every_field(webui, name):
     params = with_listed_checkpoint(CASES[name])
     if not params.hires:
-        params = W2SDParams.from_dict({**params.to_dict(), "hires_reflect_steps": 0.5})
+        params = W2SDParams.from_dict({**params.to_dict(), "hires_reflect_steps": params.reflect_steps})
     _, script, components = build()
     fields = a1111_infotext_roundtrip(params.to_infotext())
     pasted = [key(fields) for _, key in script.infotext_fields]
@@ -307,3 +402,15 @@ def test_install_py_installs_only_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "launch", launch)
     runpy.run_path(os.path.join(ROOT, "install.py"))
     assert calls == ["install tqdm"]
+
+
+def test_every_event_names_components_of_the_page(webui):
+    """gradio's page fails with "Cannot read properties of undefined (reading 'props')" when an
+    event names a component the page's config does not have; the W2SD UI's events never do."""
+    import page  # tests/stubs/page.py: the stand-in is on sys.path
+
+    demo, _ = page.build(os.path.join(ROOT, "scripts", "w2sd.py"))
+    config = demo.get_config_file()
+    ids = {c["id"] for c in config["components"]}
+    named = {i for d in config["dependencies"] for i in d["inputs"] + d["outputs"]}
+    assert named and named <= ids

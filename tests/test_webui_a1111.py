@@ -306,3 +306,44 @@ def test_joint_conds_put_the_weak_prompt_at_weight_0_and_refuse_other_token_coun
     assert both.batch[0][2].schedules is weak.batch[0][0].schedules
     assert backend.joint_conds(None, own, None) is own  # a CFG difference: the same conds
     assert backend.joint_conds(None, own, multicond(7)) is None  # would be padded: two calls
+
+
+# -- a new user's first generations ----------------------------------------------------------------
+def test_no_difference_chosen_runs_no_reflection_with_one_notice(webui):
+    """Opening the accordion ticks W2SD; with preset Custom and nothing ticked the generation is
+    the plain one, with no extra model call, and says so once."""
+    from lib_w2sd.params import W2SDParams
+
+    plain = webui.generate(None)
+    ui_default = W2SDParams.from_list([True]).to_list()  # the UI's list with only the header ticked
+    result = webui.generate(args=ui_default)
+    assert torch.equal(result.latents, plain.latents)
+    assert result.roles() == plain.roles() == [None] * 6
+    notice = ("W2SD: no weak-model difference is chosen (tick one under 'Weak model differs by' or pick a "
+              "preset), so nothing is reflected")
+    assert result.processed.comments.strip() == notice
+    assert "W2SD: none" in result.infotext and "W2SD reflected" not in result.infotext
+
+
+def test_prompt_ticked_with_an_empty_weak_prompt_says_so_and_keeps_the_tick(webui):
+    from lib_w2sd.params import UI_FIELDS, W2SDParams
+
+    values = dict(zip(UI_FIELDS, W2SDParams.from_list([True]).to_list()), weak_kinds=["Prompt"])
+    result = webui.generate(args=[values[name] for name in UI_FIELDS])
+    assert result.roles() == [None] * 6
+    assert "Prompt is ticked but Weak prompt and Weak negative prompt are empty" in result.processed.comments
+    assert "W2SD: Prompt," in result.infotext  # a paste ticks Prompt again
+
+
+def test_whole_number_without_a_unit_reflects_that_many_steps(webui):
+    """The issue's API request {"enabled": true, "weak_cfg": 1.0, "reflect_steps": 5}."""
+    result = webui.generate({"enabled": True, "weak_cfg": 1.0, "reflect_steps": 5}, steps=8)
+    assert "W2SD reflected: 5/8" in result.infotext and "W2SD steps unit: steps" in result.infotext
+
+
+def test_hires_keys_only_with_a_hires_pass(webui):
+    w2sd = {**CFG1, "hires": True, "hires_reflect_steps": 0.25}
+    off = webui.generate(w2sd)
+    assert "W2SD hires" not in off.infotext and "W2SD reflected: 3/6" in off.infotext
+    on = webui.generate(w2sd, enable_hr=True, hr_second_pass_steps=8, denoising_strength=0.5)
+    assert "W2SD hires steps: 0.25" in on.infotext and "W2SD hires reflected: " in on.infotext

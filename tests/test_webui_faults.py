@@ -90,7 +90,7 @@ def test_error_in_a_weak_call_falls_back_to_the_plain_image(webui, sampler):
     at_weak_call(webui, 2, fail)
     result = webui.generate(CFG1, sampler_name=sampler)
     assert torch.equal(result.latents, before.latents)  # redone plain with the same noise
-    assert "W2SD failed in the txt2img pass: RuntimeError: boom" in result.processed.comments
+    assert "W2SD: failed in the txt2img pass: RuntimeError: boom" in result.processed.comments
     assert "generated without W2SD" in result.infotext
     webui.observers.clear()
     assert same(snapshot(webui), state)
@@ -109,7 +109,7 @@ def test_error_with_fail_policy_fails_and_leaves_the_webui_as_it_was(webui):
         raise RuntimeError("boom")
 
     at_weak_call(webui, 1, fail)
-    with pytest.raises(W2SDFailure, match="W2SD failed in the txt2img pass"):
+    with pytest.raises(W2SDFailure, match="W2SD: failed in the txt2img pass"):
         webui.generate({**CFG1, "weak_lora_multiplier": -1.0}, prompt=prompt)
     webui.observers.clear()
     assert same(snapshot(webui), state)
@@ -120,7 +120,10 @@ def test_bad_field_falls_back_with_a_message_naming_it(webui):
     before = webui.generate(None)
     result = webui.generate({"enabled": True, "weak_cfg": 99})
     assert torch.equal(result.latents, before.latents)
-    assert "'weak_cfg'" in result.processed.comments and "generated without W2SD" in result.processed.comments
+    sentence = ("Weak CFG (weak_cfg) must be a number from 0 to 30; null means the generation's CFG "
+                "(no CFG difference); got 99 (generated without W2SD)")
+    assert result.processed.comments.strip() == "W2SD: " + sentence  # one sentence, the same as in the infotext
+    assert f"W2SD warning: \"{sentence}\"" in result.infotext or f"W2SD warning: {sentence}" in result.infotext
 
 
 def test_bad_field_with_fail_policy_fails(webui):

@@ -15,6 +15,7 @@ The weak and strong denoisers are the pass's own CFG denoiser called with change
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -53,7 +54,7 @@ class Run:
 # -- the three entry points ---------------------------------------------------------------------
 def start(p, params: Optional[W2SDParams], backend: Backend, error: Optional[Exception] = None) -> Optional[Run]:
     """Begin a generation: params are the validated settings (None with `error` when they were
-    bad). Returns the Run, or None when W2SD is off."""
+    bad). Returns the Run, or None when no pass reflects (W2SD off, or nothing to reflect)."""
     # A failed generation skips postprocess: apply the memory policy it missed (a no-op otherwise).
     backend.release_unets(generation_ended=True)
     if error is None and (params is None or not params.enabled):
@@ -62,12 +63,16 @@ def start(p, params: Optional[W2SDParams], backend: Backend, error: Optional[Exc
     setattr(p, ATTR, run)
     if error is not None:
         run.settings_error = error
-        _problem(p, run, error, "W2SD settings")
+        _problem(p, run, error)
         return run
-    p.extra_generation_params.update(params.to_infotext())
-    if not params.has_difference():
-        _warn(p, run, "the weak model equals the strong one (no weak CFG, prompt, LoRA or checkpoint set): "
-                      "reflections change almost nothing")
+    # The hires keys only where a hires pass runs (img2img has none).
+    shown = params if getattr(p, "enable_hr", False) else dataclasses.replace(params, hires=False)
+    p.extra_generation_params.update(shown.to_infotext())
+    for notice in params.notices():
+        _warn(p, run, notice)
+    if not params.has_difference():  # weak == strong: reflections would only cost time
+        setattr(p, ATTR, None)
+        return None
     return run
 
 
@@ -86,13 +91,13 @@ def before_sampling(p) -> None:
     if info.kind == HIRES and not run.params.hires:
         return
     if info.unsupported:
-        _problem(p, run, W2SDError(info.unsupported), f"the {info.kind} pass")
+        _problem(p, run, W2SDError(info.unsupported), f"in the {info.kind} pass")
         _refuse(p, run, W2SDError(info.unsupported))
         return
     try:
         weak, strong = _variants(p, run, info)
     except Exception as error:  # noqa: BLE001 - any failure to prepare is reported per the policy
-        _problem(p, run, error, "W2SD could not prepare the weak model")
+        _problem(p, run, error, "could not prepare the weak model")
         _refuse(p, run, error)
         return
     backend.install(p, lambda original: _guarded(p, run, info, original, weak, strong))
@@ -233,9 +238,9 @@ def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, str
                 )
                 result = wrapped(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - W2SD's own failure; interrupts (BaseException) pass
-            message = _problem(p, run, error, f"W2SD failed in the {info.kind} pass")
+            message = _problem(p, run, error, f"failed in the {info.kind} pass")
             if settings.on_error() == "fail":
-                raise W2SDFailure(message) from error
+                raise W2SDFailure(f"W2SD: {message}") from error
             rng_state()  # the plain rerun draws the same noise a plain pass would
             return original(*args, **kwargs)
         finally:
@@ -266,12 +271,12 @@ def _failing(original: Callable, error: Exception) -> Callable:
 
 
 # -- messages ---------------------------------------------------------------------------------------
-def _problem(p, run: Run, error: Exception, context: str) -> str:
-    """Record a W2SD problem (shown to the user; under 'fallback' the pass runs plain); returns
-    the message."""
+def _problem(p, run: Run, error: Exception, context: str = "") -> str:
+    """Record a W2SD problem as one sentence (shown to the user, after "W2SD: "; under 'fallback'
+    the pass runs plain); returns the message."""
     message = str(error) if isinstance(error, W2SDError) else f"{type(error).__name__}: {error}"
     fallback = settings.on_error() != "fail"
-    message = f"{context}: {message}" + ("; generated without W2SD" if fallback else "")
+    message = (f"{context}: " if context else "") + message + (" (generated without W2SD)" if fallback else "")
     _warn(p, run, message)
     return message
 

@@ -119,9 +119,10 @@ class WebUI:
             h, w = options["height"], options["width"]
             options.setdefault("init_images", [torch.linspace(0, 1, 3 * h * w).reshape(3, h, w)])
         p = cls(**options)
-        p.scripts = scripts.ScriptRunner([self.script, *self.extra_scripts], is_img2img=img2img)
         if args is None:
             args = [dict(w2sd or {"enabled": False})] + [None] * len(self.extra_scripts)
+        counts = [len(args) - len(self.extra_scripts)] + [1] * len(self.extra_scripts)  # W2SD gets the rest
+        p.scripts = scripts.ScriptRunner([self.script, *self.extra_scripts], arg_counts=counts, is_img2img=img2img)
         p.script_args = args
         processed = processing.process_images(p)
         return Result(processed, p, list(self._calls), list(self._unet.calls))

@@ -31,15 +31,12 @@ def set_override(p, name: str, value: Any, enable: bool = True) -> None:
 def apply_overrides(p, params: W2SDParams) -> W2SDParams:
     """params with the XYZ overrides stored on p. A strong CFG with no CFG difference in the UI
     keeps the weak call at the generation's CFG (what a null weak CFG means); a reflect-steps axis
-    that changes the unit moves the hires steps to the same value (a count is no fraction)."""
+    sets the unit, and the hires steps follow into a new unit (W2SDParams.with_overrides)."""
     overrides = dict(getattr(p, ATTR, None) or {})
     if not overrides:
         return params
     if overrides.get("strong_cfg") and params.weak_cfg is None and "weak_cfg" not in overrides:
         overrides["weak_cfg"] = float(p.cfg_scale)
-    unit = overrides.get("reflect_unit", params.reflect_unit)
-    if unit != params.reflect_unit and "hires_reflect_steps" not in overrides:
-        overrides["hires_reflect_steps"] = overrides.get("reflect_steps", params.reflect_steps)
     return params.with_overrides(overrides)
 
 

@@ -1,6 +1,8 @@
-"""Stand-in for modules/infotext_utils.py (A1111 v1.10.1, 82a973c0): quote / unquote and the
-parameter-line half of parse_generation_parameters (lines 16-17, 56-70, 233-275). Left out:
-the UI's paste fields, styles, the Hires/size post-processing of known keys."""
+"""Stand-in for modules/infotext_utils.py (A1111 v1.10.1, 82a973c0): quote / unquote, the
+parameter-line half of parse_generation_parameters (lines 16-17, 56-70, 233-275) and the paste
+button's connect_paste (476-535, less params.txt, the settings override and the prompt recount).
+Left out: styles, the Hires/size post-processing of known keys. Imports nothing of the WebUI at
+the top (the core tests load this file by path)."""
 
 from __future__ import annotations
 
@@ -57,3 +59,44 @@ def parse_generation_parameters(x: str, skip_fields: list | None = None):
     res["Prompt"] = prompt
     res["Negative prompt"] = negative_prompt
     return res
+
+
+def connect_paste(button, paste_fields, input_comp):
+    """The paste button: parse the prompt box's infotext and set each (component, key) field; a
+    callable key is called with the parsed fields, None leaves the component as it is."""
+    import gradio as gr
+
+    from modules import errors, script_callbacks
+
+    def paste_func(prompt):
+        params = parse_generation_parameters(prompt)
+        script_callbacks.infotext_pasted_callback(prompt, params)
+        res = []
+        for output, key in paste_fields:
+            if callable(key):
+                try:
+                    v = key(params)
+                except Exception:
+                    errors.report(f"Error executing {key}", exc_info=True)
+                    v = None
+            else:
+                v = params.get(key, None)
+            if v is None:
+                res.append(gr.update())
+            elif isinstance(v, dict) and v.get("__type__") == "update":
+                res.append(v)
+            else:
+                try:
+                    valtype = type(output.value)
+                    if valtype == bool and v == "False":
+                        val = False
+                    elif valtype == int:
+                        val = float(v)
+                    else:
+                        val = valtype(v)
+                    res.append(gr.update(value=val))
+                except Exception:
+                    res.append(gr.update())
+        return res
+
+    button.click(fn=paste_func, inputs=[input_comp], outputs=[x[0] for x in paste_fields], show_progress=False)

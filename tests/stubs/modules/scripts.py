@@ -5,7 +5,11 @@ reports any exception a hook raises (errors.report): a hook cannot stop a genera
 
 load_script(path) loads a script file the way script_loading.load_module does (a fresh module
 per call) and returns its Script subclass; ScriptRunner(scripts) takes instances and gives each
-its args_from/args_to in order, from `arg_counts` (the real one counts the ui() components)."""
+its args_from/args_to in order, from `arg_counts` (the real one counts the ui() components).
+Script.on_after_component and ScriptRunner.after_component as in the real file (scripts.py 321-328,
+614-629, 945-950): callbacks a script registers by elem_id in show() run after that component is
+built; in the WebUI gradio's patched component __init__ calls after_component (gradio_extensons.py),
+on a stand-in page the page's builder does."""
 
 import importlib.util
 import inspect
@@ -15,6 +19,11 @@ import sys
 from modules import errors
 
 AlwaysVisible = object()
+
+
+class OnComponent:
+    def __init__(self, component):
+        self.component = component
 
 
 class MaskBlendArgs:
@@ -50,6 +59,7 @@ class Script:
     is_img2img = False
     infotext_fields = None
     paste_field_names = None
+    on_after_component_elem_id = None
 
     def title(self):
         raise NotImplementedError()
@@ -99,6 +109,11 @@ class Script:
     def elem_id(self, item_id):
         return item_id
 
+    def on_after_component(self, callback, *, elem_id):
+        if self.on_after_component_elem_id is None:
+            self.on_after_component_elem_id = []
+        self.on_after_component_elem_id.append((elem_id, callback))
+
 
 def load_script(path):
     """load_scripts() for one file: the extension's folder (the parent of scripts/) is first on
@@ -118,6 +133,7 @@ def load_script(path):
 class ScriptRunner:
     def __init__(self, scripts=(), arg_counts=None, is_img2img=False):
         self.alwayson_scripts = []
+        self.on_after_component_elem_id = {}
         start = 0
         for i, script in enumerate(scripts):
             script.is_img2img, script.is_txt2img = is_img2img, not is_img2img
@@ -128,6 +144,17 @@ class ScriptRunner:
             script.args_from, script.args_to = start, start + count
             start += count
         self.scripts = list(scripts)
+        for script in self.scripts:  # apply_on_before_component_callbacks
+            for elem_id, callback in script.on_after_component_elem_id or []:
+                self.on_after_component_elem_id.setdefault(elem_id, []).append((callback, script))
+            (script.on_after_component_elem_id or []).clear()
+
+    def after_component(self, component, **kwargs):
+        for callback, script in self.on_after_component_elem_id.get(component.elem_id, []):
+            try:
+                callback(OnComponent(component=component))
+            except Exception:
+                errors.report(f"Error running on_after_component: {script.filename}", exc_info=True)
 
     def _run(self, hook, p, *extra, **kwargs):
         for script in self.alwayson_scripts:

@@ -1,14 +1,24 @@
 """Stand-in for modules/ui_components.py (A1111 v1.10.1, 82a973c0; Forge HEAD's differs only in
 wrapping): ToolButton, FormRow and InputAccordion with the same signatures and elem_ids.
 So that the same build runs on plain gradio 3.41 and 4.x, two things of Forge's are copied:
-ToolButton keeps gr.Button's signature (`functools.wraps`: gradio 4 reads a component's props
-from its __init__ signature), and `_js=` becomes `js=` on gradio 4 (Forge's gradio patch)."""
+ToolButton keeps gr.Button's signature and InputAccordion is Forge's InputAccordionImpl with its
+`setup` switch (Forge's ui_components.py 102-170: gradio 4 reads a component's props from its
+__init__ signature, and rebuilds a component from its props for every update, with no `value`),
+and `_js=` becomes `js=` on gradio 4 (Forge's gradio patch)."""
 
 from functools import wraps
 
 import gradio as gr
 
-_JS_KEYWORD = "_js" if int(gr.__version__.split(".")[0]) < 4 else "js"
+_GRADIO4 = int(gr.__version__.split(".")[0]) >= 4
+_JS_KEYWORD = "js" if _GRADIO4 else "_js"
+if _GRADIO4:
+    # Forge's modules/gradio_extensions.py 107-108, imported before its ui_components: classes made
+    # after it do not record their own constructor arguments, so gradio 4 rebuilds InputAccordionImpl
+    # for an update from the hidden checkbox's arguments (setup False), not from InputAccordion's.
+    import gradio.component_meta
+
+    gradio.component_meta.updateable = lambda x: x
 
 
 class FormComponent:
@@ -35,16 +45,20 @@ class FormRow(FormComponent, gr.Row):
         return "row"
 
 
-class InputAccordion(gr.Checkbox):
+class InputAccordionImpl(gr.Checkbox):
     """A gr.Accordion that is also an input: a hidden checkbox that follows the accordion's state."""
 
     global_index = 0
 
-    def __init__(self, value, **kwargs):
+    @wraps(gr.Checkbox.__init__)
+    def __init__(self, value=None, setup=False, **kwargs):
+        if not setup:  # gradio 4 rebuilding the component for an update
+            super().__init__(value=value, **kwargs)
+            return
         self.accordion_id = kwargs.get("elem_id")
         if self.accordion_id is None:
-            self.accordion_id = f"input-accordion-{InputAccordion.global_index}"
-            InputAccordion.global_index += 1
+            self.accordion_id = f"input-accordion-{InputAccordionImpl.global_index}"
+            InputAccordionImpl.global_index += 1
 
         kwargs_checkbox = {**kwargs, "elem_id": f"{self.accordion_id}-checkbox", "visible": False}
         super().__init__(value, **kwargs_checkbox)
@@ -73,3 +87,7 @@ class InputAccordion(gr.Checkbox):
 
     def get_block_name(self):
         return "checkbox"
+
+
+def InputAccordion(value=None, **kwargs):
+    return InputAccordionImpl(value=value, setup=True, **kwargs)
