@@ -22,3 +22,13 @@ def assert_only_weak_calls_see_the_weak_prompt(result):
     assert weak and strong
     assert all(torch.equal(w, weak[0]) for w in weak) and not torch.equal(weak[0], own[0])
     assert all(torch.equal(s, own[0]) for s in strong)
+
+
+def control_by_role(result):
+    """role -> the set of what the ControlNet units did in that role's UNet calls, each as sorted
+    ((unit, weights used), ...): one element per role means every such call got the same."""
+    assert len(result.control) == len(result.calls)
+    seen = {}
+    for call, entry in zip(result.calls, result.control):
+        seen.setdefault(call.role, set()).add(tuple(sorted((str(k), tuple(v)) for k, v in entry.items())))
+    return seen

@@ -18,6 +18,8 @@ extensions-builtin/Lora/networks.py of v1.10.1 (commit 82a973c0).
   reflected step costs 1.27x a CFG-difference one that way and 0.78x in functional mode.
 - Weak checkpoint: a copy of shared.sd_model.model.diffusion_model filled from the file
   (checkpoint.py), swapped in as `model.diffusion_model` for the weak call.
+- ControlNet: the units of the sd-webui-controlnet extension, scaled or off per call
+  (a1111_controlnet.py); conds W2SD encodes get the extension's cond/uncond marking.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ import torch
 from modules import devices, shared
 
 from ..surface import settings
-from . import checkpoint
+from . import a1111_controlnet, checkpoint
 from .checkpoint import CheckpointError
-from .family import FamilyBackend
+from .family import FamilyBackend, is_hires
 
 # Model set-ups whose uncond skip fails in A1111 1.10 (image conds keep the uncond rows).
 _CONCAT_KEYS = ("hybrid", "concat", "crossattn-adm")
@@ -52,6 +54,10 @@ class A1111Backend(FamilyBackend):
         with self.restoring_keys(shared.opts.data, "skip_early_cond"):
             shared.opts.data["skip_early_cond"] = math.inf
             yield True
+
+    def encode(self, p, texts, negative: bool):
+        own = (p.hr_uc if negative else p.hr_c) if is_hires(p) else (p.uc if negative else p.c)
+        return a1111_controlnet.mark_like(p, super().encode(p, texts, negative), own, positive=not negative)
 
     # -- LoRA -------------------------------------------------------------------------------
     @staticmethod
@@ -104,6 +110,13 @@ class A1111Backend(FamilyBackend):
             for net in self._networks().loaded_networks:
                 net.unet_multiplier = multiplier
             yield
+
+    # -- ControlNet -------------------------------------------------------------------------
+    def controlnet_units(self, p):
+        return a1111_controlnet.units(p, is_hires(p))
+
+    def controlnet_multiplier(self, p, multiplier: float):
+        return a1111_controlnet.multiplier(p, multiplier)
 
     # -- a second UNet ----------------------------------------------------------------------
     def load_unet(self, name: str) -> checkpoint.WeakUNet:

@@ -2,7 +2,7 @@
 
 One InputAccordion titled W2SD (its header checkbox is `enabled`):
   Preset                 fills the fields below; editing a field it set turns it to Custom
-  Weak model differs by  CFG / Prompt / LoRA / Checkpoint, each showing only its own fields
+  Weak model differs by  CFG / Prompt / LoRA / Checkpoint / ControlNet, each showing only its own fields
   Reflection             steps (fraction or count), strength, weak noise level, reflections per
                          step, hires-fix pass (txt2img only; hidden in img2img)
 build_ui() returns the components in params.UI_FIELDS order: that list is also the API's
@@ -16,6 +16,7 @@ import gradio as gr
 from ...params import (
     CUSTOM,
     INFOTEXT_KEYS,
+    KIND_FIELDS,
     KIND_LABELS,
     PRESET_KINDS,
     PRESETS,
@@ -38,6 +39,8 @@ LABELS = {
     "weak_lora_multiplier": "Weak LoRA multiplier",
     "strong_lora_multiplier": "Strong LoRA multiplier (0: the prompt's own)",
     "weak_checkpoint": "Weak checkpoint",
+    "weak_controlnet_weight": "Weak ControlNet weight (x each unit's; 0: without the units)",
+    "strong_controlnet_weight": "Strong ControlNet weight (x each unit's; 0: their own)",
     "reflect_steps": "Reflect steps",
     "reflect_unit": "Steps unit",
     "strength": "Strength",
@@ -106,7 +109,10 @@ def _weak_fields(comps, kw, start, is_img2img) -> list:
             choices=checkpoint_choices(), allow_custom_value=True, **kw("weak_checkpoint"))
         create_refresh_button(comps["weak_checkpoint"], sd_models.list_models,
                               lambda: {"choices": checkpoint_choices()}, elem_id(is_img2img, "weak_checkpoint_refresh"))
-    return [cfg, prompt, lora, checkpoint]
+    with gr.Row(visible=visible["ControlNet"], elem_id=elem_id(is_img2img, "controlnet_group")) as controlnet:
+        for name in KIND_FIELDS["ControlNet"]:
+            comps[name] = gr.Slider(minimum=0.0, maximum=2.0, step=0.05, **kw(name))
+    return [cfg, prompt, lora, checkpoint, controlnet]
 
 
 def _reflection_fields(comps, kw, start, is_img2img) -> None:
