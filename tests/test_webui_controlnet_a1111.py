@@ -5,7 +5,13 @@ calls run without them (or at the multiplier); nothing is left changed, whatever
 
 import pytest
 import torch
-from webui_patterns import assert_only_weak_calls_see_the_weak_prompt, control_by_role
+from webui_patterns import (
+    assert_left_out_with_a_warning,
+    assert_only_weak_calls_see_the_weak_prompt,
+    assert_unit_timing_holds_in_the_reflections,
+    assert_weak_equal_to_strong_is_plain,
+    control_by_role,
+)
 
 STAND_IN = "stubs"
 CN = {"enabled": True, "weak_controlnet_weight": 0.0, "reflect_steps": 0.5}
@@ -57,20 +63,11 @@ def test_ip_adapter_units_count_and_switch(webui):
 
 
 def test_unit_timing_holds_in_the_reflections(webui):
-    """A unit stopped after half the steps is stopped in the reflections of those steps too."""
-    units = [UNIT, dict(UNIT, weight=0.5, guidance_end=0.5)]
-    result = webui.generate({**CN, "reflect_steps": 1.0}, controlnet=units)
-    own = [entry for call, entry in zip(result.calls, result.control) if call.role is None]
-    strong = [entry for call, entry in zip(result.calls, result.control) if call.role == "strong"]
-    assert strong == own[:5] and own[0] != own[5]
+    assert_unit_timing_holds_in_the_reflections(webui, CN, [UNIT, dict(UNIT, weight=0.5, guidance_end=0.5)])
 
 
 def test_weak_equal_to_strong_gives_the_plain_image_with_the_gap_warning(webui):
-    plain = webui.generate(None, controlnet=[UNIT])
-    same = webui.generate({**CN, "weak_controlnet_weight": 1.0}, controlnet=[UNIT])
-    assert torch.equal(same.latents, plain.latents)
-    assert same.p.extra_generation_params["W2SD gap"] == "0"
-    assert "barely differ" in same.infotext
+    assert_weak_equal_to_strong_is_plain(webui, CN, [UNIT])
 
 
 @pytest.mark.parametrize("units, warning", [
@@ -78,10 +75,7 @@ def test_weak_equal_to_strong_gives_the_plain_image_with_the_gap_warning(webui):
     (None, "needs the ControlNet extension (sd-webui-controlnet on AUTOMATIC1111), which is not loaded"),
 ])
 def test_no_unit_leaves_the_kind_out_with_a_warning(webui, units, warning):
-    plain = webui.generate(None, controlnet=units)
-    result = webui.generate(CN, controlnet=units)
-    assert torch.equal(result.latents, plain.latents)
-    assert warning in result.processed.comments and warning in result.infotext
+    plain = assert_left_out_with_a_warning(webui, CN, units, warning)
     cfg = webui.generate({**CN, "weak_cfg": 1.0}, controlnet=units)  # another kind still runs
     assert not torch.equal(cfg.latents, plain.latents)
 

@@ -6,7 +6,12 @@ multiplier); nothing is left changed, whatever happens."""
 
 import pytest
 import torch
-from webui_patterns import control_by_role
+from webui_patterns import (
+    assert_left_out_with_a_warning,
+    assert_unit_timing_holds_in_the_reflections,
+    assert_weak_equal_to_strong_is_plain,
+    control_by_role,
+)
 
 STAND_IN = "stubs_forge"
 CN = {"enabled": True, "weak_controlnet_weight": 0.0, "reflect_steps": 0.5}
@@ -54,27 +59,17 @@ def test_ip_adapter_units_count_and_switch(webui):
 
 
 def test_unit_timing_holds_in_the_reflections(webui):
-    units = [UNIT, dict(UNIT, weight=0.5, guidance_start=0.5)]
-    result = webui.generate({**CN, "reflect_steps": 1.0}, controlnet=units)
-    own = [entry for call, entry in zip(result.calls, result.control) if call.role is None]
-    strong = [entry for call, entry in zip(result.calls, result.control) if call.role == "strong"]
-    assert strong == own[:5] and own[0] != own[5]
+    assert_unit_timing_holds_in_the_reflections(webui, CN, [UNIT, dict(UNIT, weight=0.5, guidance_start=0.5)])
 
 
 def test_weak_equal_to_strong_gives_the_plain_image_with_the_gap_warning(webui):
-    plain = webui.generate(None, controlnet=[UNIT, IP_ADAPTER])
-    same = webui.generate({**CN, "weak_controlnet_weight": 1.0}, controlnet=[UNIT, IP_ADAPTER])
-    assert torch.equal(same.latents, plain.latents)
-    assert same.p.extra_generation_params["W2SD gap"] == "0" and "barely differ" in same.infotext
+    assert_weak_equal_to_strong_is_plain(webui, CN, [UNIT, IP_ADAPTER])
 
 
 @pytest.mark.parametrize("units", [[], None, [dict(UNIT, enabled=False)]])
 def test_no_unit_leaves_the_kind_out_with_a_warning(webui, units):
-    plain = webui.generate(None, controlnet=units)
-    result = webui.generate(CN, controlnet=units)
-    assert torch.equal(result.latents, plain.latents)
     warning = "no active ControlNet unit in the txt2img pass: the ControlNet difference is left out"
-    assert warning in result.processed.comments and warning in result.infotext
+    assert_left_out_with_a_warning(webui, CN, units, warning)
 
 
 def test_hires_pass_without_its_units_leaves_the_kind_out_there(webui):
@@ -96,6 +91,14 @@ def test_weak_checkpoint_and_controlnet(webui):
     half = webui.generate({**w2sd, "weak_controlnet_weight": 0.5}, controlnet=[UNIT])
     assert control_by_role(half)["weak"] == {(("controlnet", (0.4,)),)}
     assert webui.model.forge_objects.unet.controlnet_linked_list.strength == 0.8
+
+
+def test_img2img_inpainting(webui):
+    mask = torch.zeros(32, 32)
+    mask[:, :16] = 1
+    result = webui.generate(CN, controlnet=[UNIT], img2img=True, mask=mask, denoising_strength=0.75, steps=8)
+    assert control_by_role(result)["weak"] == {()} and "W2SD warning" not in result.infotext
+    assert torch.allclose(result.latents[:, :, :, 2:], result.p.init_latent[:, :, :, 2:])
 
 
 def test_interrupt_in_a_weak_call_leaves_the_units_as_they_were(webui):

@@ -5,34 +5,18 @@ UnetHook kept on `latest_network` until postprocess (controlnet.py:1248-1299), w
 
 Its script arg is a list of units, dicts with the API's names: model ("tiny-controlnet" or
 "tiny-ip-adapter"), weight, guidance_start, guidance_end, advanced_weighting, hr_option, enabled.
-The control image is a fixed gradient of the generation's size (the "none" preprocessor).
-TinyControlNet stands in for a loaded control model (cldm.PlugableControlModel): two residuals
-from the latent and the hint, and `calls` counting its evaluations.
+The control image is a fixed gradient of the generation's size (the "none" preprocessor), the
+loaded control model (cldm.PlugableControlModel) tests/tiny_control.py's TinyControlNet.
 """
 
 import torch
+from tiny_control import TinyControlNet
 
 from modules import scripts
 
 from .enums import ControlModelType, HiResFixOption
 from .hook import ControlParams, UnetHook
 from .plugable_ipadapter import PlugableIPAdapter, clear_all_ip_adapter
-
-
-class TinyControlNet(torch.nn.Module):
-    def __init__(self, seed=5, channels=8):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.from_x = torch.nn.Conv2d(4, channels, 3, padding=1)
-        self.from_hint = torch.nn.Conv2d(3, channels, 1)
-        self.requires_grad_(False)
-        self.calls = []
-
-    def forward(self, x, hint, timesteps, context, **kwargs):
-        self.calls.append(x.shape[0])
-        hint = torch.nn.functional.adaptive_avg_pool2d(hint, x.shape[2:]).expand(x.shape[0], -1, -1, -1)
-        h = torch.tanh(self.from_x(x) + self.from_hint(hint))
-        return [h * 0.5, h.mean(1, keepdim=True) * 0.25]
 
 
 def control_image(p):

@@ -10,7 +10,8 @@ preprocessor). Each unit index has its own model, as the real script's cached lo
 """
 
 import torch
-from backend.patcher.controlnet import ControlNet, TinyControlNet
+from backend.patcher.controlnet import ControlNet
+from tiny_control import TinyControlNet
 
 from modules import scripts
 from modules_forge.supported_controlnet import ControlNetPatcher

@@ -9,8 +9,8 @@ Control-LoRA / T2I-Adapter loading:
 - ControlNet.get_control (CN:292-339): nothing outside the timestep range, the hint resized to the
   latent, the control model called on the model's input.
 
-TinyControlNet stands in for backend/nn/cnets/cldm.ControlNet (two outputs: an output block's and
-the middle block's); its `calls` count evaluations. For the tests, every batch the sampling
+The stand-in script's control model (backend/nn/cnets/cldm.ControlNet) is tests/tiny_control.py's
+TinyControlNet, with two outputs: an output block's and the middle block's. For the tests, every batch the sampling
 function runs appends a dict to CALLS (CURRENT during the batch), where each node that ran adds
 its strength under "controlnet" (in unit order) and IP-Adapter patches their weights under
 "ip-adapter"; nothing in W2SD reads them.
@@ -36,22 +36,6 @@ def apply_controlnet_advanced(unet, controlnet, image_bchw, strength, start_perc
     m = unet.clone()
     m.add_patched_controlnet(cnet)
     return m
-
-
-class TinyControlNet(torch.nn.Module):
-    def __init__(self, seed=5, channels=8):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.from_x = torch.nn.Conv2d(4, channels, 3, padding=1)
-        self.from_hint = torch.nn.Conv2d(3, channels, 1)
-        self.requires_grad_(False)
-        self.dtype = torch.float32
-        self.calls = []
-
-    def forward(self, x, hint, timesteps, context, y=None):
-        self.calls.append(x.shape[0])
-        h = torch.tanh(self.from_x(x) + self.from_hint(hint.expand(x.shape[0], -1, -1, -1)))
-        return [h * 0.5, h * 0.25]
 
 
 class ControlBase:
