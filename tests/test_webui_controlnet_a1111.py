@@ -102,6 +102,24 @@ def test_weak_prompt_conds_get_the_extensions_marking(webui):
     assert "W2SD failed" not in hires.infotext and "W2SD hires reflected: 2/4" in hires.infotext
 
 
+def test_weak_checkpoint_gets_the_conds_without_the_extensions_marking(webui, tmp_path):
+    import harness
+    import tiny_sd
+
+    harness.write_checkpoint(tmp_path / "weak.safetensors", tiny_sd.TinyUNet(seed=7))
+    webui.register_checkpoints(tmp_path)
+    w2sd = {"enabled": True, "weak_checkpoint": "weak.safetensors", "reflect_steps": 0.5}
+    webui.generate(w2sd)
+    from lib_w2sd.webui.adapters import checkpoint
+
+    weak = checkpoint.cache.entry.module
+    seen = []  # the text conditioning the weak UNet computes with: the mean of its context tokens
+    weak.context.register_forward_pre_hook(lambda m, args: seen.append(float(args[0].abs().max())))
+    result = webui.generate({**w2sd, "weak_controlnet_weight": 0.5}, controlnet=[UNIT])
+    assert len(seen) == 3 and max(seen) < 10  # a mark token (+-1024 among 7) would read above 100
+    assert "W2SD warning" not in result.infotext and "forward" not in vars(weak)
+
+
 def test_img2img_inpainting(webui):
     mask = torch.zeros(32, 32)
     mask[:, :16] = 1

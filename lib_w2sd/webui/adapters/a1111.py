@@ -17,7 +17,8 @@ extensions-builtin/Lora/networks.py of v1.10.1 (commit 82a973c0).
   (networks.py:411-470): measured on real A1111 1.10.1 (CPU, through the API), a LoRA-difference
   reflected step costs 1.27x a CFG-difference one that way and 0.78x in functional mode.
 - Weak checkpoint: a copy of shared.sd_model.model.diffusion_model filled from the file
-  (checkpoint.py), swapped in as `model.diffusion_model` for the weak call.
+  (checkpoint.py), swapped in as `model.diffusion_model` for the weak call (without ControlNet's
+  hook, so it gets the conds without the extension's marking, a1111_controlnet.unmarked).
 - ControlNet: the units of the sd-webui-controlnet extension, scaled or off per call
   (a1111_controlnet.py); conds W2SD encodes get the extension's cond/uncond marking.
 """
@@ -130,7 +131,8 @@ class A1111Backend(FamilyBackend):
 
     @contextlib.contextmanager
     def use_unet(self, p, handle: checkpoint.WeakUNet) -> Iterator[None]:
-        with self.restoring_attributes(shared.sd_model.model, "diffusion_model"):
+        with self.restoring_attributes(shared.sd_model.model, "diffusion_model"), \
+                a1111_controlnet.unmarked(p, handle.module):
             shared.sd_model.model.diffusion_model = handle.module
             yield
 

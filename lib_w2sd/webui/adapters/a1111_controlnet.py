@@ -6,20 +6,21 @@ How the extension runs its units:
 - Script.process builds one ControlParams per enabled unit (controlnet.py:1034-1060), hooks the
   UNet with a UnetHook kept on `Script.latest_network` until postprocess (controlnet.py:1199-1201),
   and marks the conds with an extra first token telling cond from uncond rows (hook.py:48-78,
-  applied by its wrapper of p.sample, hook.py:459-470, 988).
+  applied by its wrapper of p.sample, hook.py:458-470, 988).
 - The hook replaces the UNet's forward (hook.py:992) by its own, which walks `control_params` on
-  EVERY call (hook.py:472-835): each ControlNet / T2I-Adapter / reference / Revision unit that is
+  EVERY call (hook.py:472-890): each ControlNet / T2I-Adapter / reference / Revision unit that is
   not guidance_stopped runs its control model and is added with `param.weight` (or its
   `advanced_weighting` per layer, hook.py:630-662, 773).
 - IP-Adapter units patch the cross-attention once (controlnet.py:1148-1179) and read
   `PlugableIPAdapter.weight` (a number, or a dict per layer) on every call; at 0 a patch returns
-  before computing anything (plugable_ipadapter.py:169-173, 279-289).
+  before computing anything (plugable_ipadapter.py:169-173, 279-303).
 
 One call at multiplier m: every ControlParams weight and advanced weighting, and every IP-Adapter
 weight, times m; the same objects are put back afterwards. At 0 the call runs with an empty
 `control_params` list (no control model runs, no reference pass: the hook's forward is then the
 UNet's own computation) and IP-Adapter weights at 0. Conds W2SD encodes itself (a weak prompt)
-get the same marking as the generation's, or the hook would misread them.
+get the same marking as the generation's, or the hook would misread them; a UNet the hook is not
+on (W2SD's weak checkpoint) gets the conds with the marking taken off.
 Not switched: ControlNet-LLLite units (SDXL; weights kept in the UNet's layers, controlnet_lllite.py)
 and the batch option "style align" (not a unit); they act in every call alike.
 """
@@ -124,3 +125,28 @@ def _first_cond(conds):
     (MulticondLearnedConditioning) or an uncond (a list of ScheduledPromptConditioning lists)."""
     entry = conds.batch[0][0].schedules[0] if hasattr(conds, "batch") else conds[0][0]
     return entry.cond["crossattn"] if isinstance(entry.cond, dict) else entry.cond
+
+
+@contextlib.contextmanager
+def unmarked(p, module) -> Iterator[None]:
+    """Run `module`, a UNet the extension's hook is not on (W2SD's weak checkpoint), on conds the
+    hook marked: its forward gets the context with the mark token taken off (hook.py:81-111)."""
+    hook = _hook(p)
+    unmark = getattr(sys.modules.get(type(hook).__module__), "unmark_prompt_context", None) if hook else None
+    if unmark is None:
+        yield
+        return
+    missing = object()
+    own, forward = module.__dict__.get("forward", missing), module.forward
+
+    def plain(x, timesteps=None, context=None, **kwargs):
+        return forward(x, timesteps=timesteps, context=unmark(context)[3], **kwargs)
+
+    module.forward = plain
+    try:
+        yield
+    finally:
+        if own is missing:
+            del module.forward
+        else:
+            module.forward = own

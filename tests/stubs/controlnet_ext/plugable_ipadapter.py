@@ -1,8 +1,8 @@
 """Stand-in for scripts/ipadapter/plugable_ipadapter.py (sd-webui-controlnet 56cec5b2):
 PlugableIPAdapter.hook patches the UNet's cross-attention once per generation (hack_blk,
-plugable_ipadapter.py:54-84); every call of a patched layer adds each patch's output, and a patch
+plugable_ipadapter.py:57-91); every call of a patched layer adds each patch's output, and a patch
 reads the adapter's `weight` (a number, or a dict per transformer) then, returning 0.0 without
-computing anything at weight 0 or outside its start/end (plugable_ipadapter.py:169-173, 279-300).
+computing anything at weight 0 or outside its start/end (plugable_ipadapter.py:169-173, 279-303).
 clear_all_ip_adapter puts the layers back. tiny_sd's TinyUNet has no attention: its `context`
 layer (the text conditioning's way in) is the patched layer, and the image embedding a fixed
 vector per adapter (ImageEmbed.eval picks cond / uncond rows by the hook's cond mark)."""
