@@ -16,6 +16,8 @@
         strong_lora_multiplier: "Multiplier of the prompt's LoRAs in the reflection's strong call. 0 keeps the prompt's own multipliers; the paper uses +1.5 against a weak -1.5.",
         weak_checkpoint: "Another checkpoint as the weak model, e.g. the base model your fine-tune was trained from (SD1.5 under DreamShaper, SDXL base under Juggernaut-XL). Same architecture as the main checkpoint. Costs memory: see Settings > W2SD.",
         weak_checkpoint_refresh: "Refresh the checkpoint list.",
+        weak_controlnet_weight: "The weak model is the same pipeline with its ControlNet / IP-Adapter units turned down: each unit's weight times this. 0 (default) = without the units, and the cheapest (their models do not run in the weak call). W2SD then pushes the image toward what the units add: closer to the control image.",
+        strong_controlnet_weight: "Each ControlNet / IP-Adapter unit's weight times this in the reflection's strong call. 0 keeps the units' own weights.",
         reflect_steps: "How many steps get a reflection, counted from the first step: a fraction of the steps (0.5 = the first half, 1 = every step) or a number of steps. Typing a whole number above 1 switches Steps unit to steps. The early steps decide the composition; the paper reflects every step but the last.",
         reflect_unit: "Whether Reflect steps is a fraction of the sampling steps or a number of steps. Switching starts it at half of the steps.",
         strength: "How far each reflection moves the image: 1 = the paper's reflection, 0 = plain sampling, above 1 exaggerates it (try 0.5 if images overcook).",
@@ -39,6 +41,7 @@
             "Prompt": "Weak model = another (raw, shorter) prompt.",
             "LoRA": "Weak model = the prompt's LoRAs at another multiplier.",
             "Checkpoint": "Weak model = another checkpoint.",
+            "ControlNet": "Weak model = the same pipeline without its ControlNet / IP-Adapter units (or with them turned down). Needs an active ControlNet unit.",
         },
         reflect_unit: {
             "fraction": "Reflect steps is a fraction of the sampling steps, from 0 to 1.",

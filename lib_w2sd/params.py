@@ -3,9 +3,10 @@
 - The API's named dict (`alwayson_scripts: {"w2sd": {"args": [{...}]}}`) uses FIELD_NAMES.
   A weak-model kind is active when its field is set: `weak_cfg` not None (CFG difference),
   a non-empty `weak_prompt`/`weak_negative_prompt` (prompt), `weak_lora_multiplier` not None
-  (LoRA), a non-empty `weak_checkpoint` (another checkpoint); kinds combine freely.
+  (LoRA), a non-empty `weak_checkpoint` (another checkpoint), `weak_controlnet_weight` not None
+  (the ControlNet / IP-Adapter units scaled or off in the weak call); kinds combine freely.
 - The UI's positional list uses UI_FIELDS: FIELD_NAMES with a `weak_kinds` checkbox group
-  ("CFG", "Prompt", "LoRA", "Checkpoint") deciding which weak fields count; hidden fields keep
+  ("CFG", "Prompt", "LoRA", "Checkpoint", "ControlNet") deciding which weak fields count; hidden fields keep
   a value but are ignored, and 0 stands for null in the two `strong_*` fields.
 - The infotext uses INFOTEXT_KEYS; keys at their documented absent value are left out.
 Where a form gives `reflect_steps` without `reflect_unit` (an API dict, a short positional list,
@@ -28,7 +29,7 @@ REFLECT_UNITS = ("fraction", "steps")
 WEAK_SIGMAS = ("start", "next", "current")  # see lib_w2sd/reflection.py
 CUSTOM = "Custom"
 # The UI's names of the weak-model kinds (kinds() returns them lowercased).
-KIND_LABELS = ("CFG", "Prompt", "LoRA", "Checkpoint")
+KIND_LABELS = ("CFG", "Prompt", "LoRA", "Checkpoint", "ControlNet")
 # The UI's label of each field: messages name a field by its label and its API name.
 LABELS = {
     "enabled": "W2SD (weak-to-strong reflection)",
@@ -41,6 +42,8 @@ LABELS = {
     "weak_lora_multiplier": "Weak LoRA multiplier",
     "strong_lora_multiplier": "Strong LoRA multiplier (0: the prompt's own)",
     "weak_checkpoint": "Weak checkpoint",
+    "weak_controlnet_weight": "Weak ControlNet weight (x each unit's; 0: without the units)",
+    "strong_controlnet_weight": "Strong ControlNet weight (x each unit's; 0: their own)",
     "reflect_steps": "Reflect steps",
     "reflect_unit": "Steps unit",
     "strength": "Strength",
@@ -85,6 +88,9 @@ class W2SDParams:
     reflections: int = 1  # reflections per reflected step
     hires: bool = False  # also reflect in the hires-fix second pass
     hires_reflect_steps: float = 0.5  # same unit as reflect_steps
+    # Last, so that positional lists of earlier versions keep their meaning.
+    weak_controlnet_weight: float | None = None  # every active unit's weight times this in the weak call
+    strong_controlnet_weight: float | None = None  # ... in the strong call; None (or 0): the units' own
     # Not a field of the wire forms: the UI kinds ticked with their fields empty ("Prompt" with no
     # weak prompt, "Checkpoint" with none chosen). They change nothing, but notices() names them
     # and the UI list and the infotext's "W2SD" key keep the tick (so a paste restores it).
@@ -92,18 +98,21 @@ class W2SDParams:
 
     # -- what the settings mean -------------------------------------------------------------
     def kinds(self) -> list[str]:
-        """The active weak-model differences, in a fixed order: of cfg, prompt, lora, checkpoint."""
+        """The active weak-model differences, in a fixed order: of cfg, prompt, lora, checkpoint,
+        controlnet."""
         active = {
             "cfg": self.weak_cfg is not None,
             "prompt": bool(self.weak_prompt or self.weak_negative_prompt),
             "lora": self.weak_lora_multiplier is not None,
             "checkpoint": bool(self.weak_checkpoint),
+            "controlnet": self.weak_controlnet_weight is not None,
         }
         return [k for k, on in active.items() if on]
 
     def has_difference(self) -> bool:
         """False when weak and strong are the same model: then there is nothing to reflect."""
-        return bool(self.kinds()) or self.strong_cfg is not None or self.strong_lora_multiplier is not None
+        strong = (self.strong_cfg, self.strong_lora_multiplier, self.strong_controlnet_weight)
+        return bool(self.kinds()) or any(value is not None for value in strong)
 
     def notices(self) -> list[str]:
         """What these (valid) settings leave out, one sentence each: a ticked kind with empty fields,
@@ -224,6 +233,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "Prompt": ("weak_prompt", "weak_negative_prompt"),
     "LoRA": ("weak_lora_multiplier", "strong_lora_multiplier"),
     "Checkpoint": ("weak_checkpoint",),
+    "ControlNet": ("weak_controlnet_weight", "strong_controlnet_weight"),
 }
 # Why a ticked kind can make no difference (W2SDParams.notices); only text fields can be empty.
 EMPTY_KIND_REASONS = {
@@ -234,10 +244,12 @@ EMPTY_KIND_REASONS = {
 INACTIVE: dict[str, Any] = {
     "weak_cfg": None, "strong_cfg": None, "weak_prompt": "", "weak_negative_prompt": "",
     "weak_lora_multiplier": None, "strong_lora_multiplier": None, "weak_checkpoint": "",
+    "weak_controlnet_weight": None, "strong_controlnet_weight": None,
 }
 # What the UI shows for a null (a slider cannot be empty); 0 reads back as null in strong_*.
 UI_IDLE: dict[str, float] = {
     "weak_cfg": 1.0, "strong_cfg": 0.0, "weak_lora_multiplier": 0.0, "strong_lora_multiplier": 0.0,
+    "weak_controlnet_weight": 0.0, "strong_controlnet_weight": 0.0,
 }
 
 # The presets of the UI's dropdown; a preset sets these fields, anything named beside it wins.
@@ -274,6 +286,8 @@ INFOTEXT_KEYS: dict[str, str] = {
     "weak_lora_multiplier": "W2SD weak LoRA",
     "strong_lora_multiplier": "W2SD strong LoRA",
     "weak_checkpoint": "W2SD weak checkpoint",
+    "weak_controlnet_weight": "W2SD weak ControlNet",
+    "strong_controlnet_weight": "W2SD strong ControlNet",
     "reflect_steps": "W2SD steps",
     "reflect_unit": "W2SD steps unit",
     "strength": "W2SD strength",
@@ -348,6 +362,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "reflections": _number(1, 4, integer=True),
     "hires": _boolean,
     "hires_reflect_steps": _number(0.0, 1000.0),
+    "weak_controlnet_weight": _number(0.0, 2.0, null="the units' own weights (no ControlNet difference)"),
+    "strong_controlnet_weight": _number(0.0, 2.0, null="the units' own weights", zero_is_null=True),
 }
 
 
@@ -415,7 +431,8 @@ def check_consistency(params: W2SDParams) -> None:
             raise ParamsError(name, "a fraction from 0 to 1 when reflect_unit is 'fraction'", value)
         if params.reflect_unit == "steps" and value != int(value):
             raise ParamsError(name, "a whole number of steps when reflect_unit is 'steps'", value)
-    for strong, weak in (("strong_cfg", "weak_cfg"), ("strong_lora_multiplier", "weak_lora_multiplier")):
+    for strong, weak in (("strong_cfg", "weak_cfg"), ("strong_lora_multiplier", "weak_lora_multiplier"),
+                         ("strong_controlnet_weight", "weak_controlnet_weight")):
         if getattr(params, strong) is not None and getattr(params, weak) is None:
             raise ParamsError(strong, f"null unless {weak} is set (it belongs to that difference)",
                               getattr(params, strong))

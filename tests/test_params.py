@@ -42,6 +42,8 @@ VARIED = {
     "reflections": 3,
     "hires": True,
     "hires_reflect_steps": 4.0,
+    "weak_controlnet_weight": 0.0,
+    "strong_controlnet_weight": 1.5,
 }
 
 
@@ -53,7 +55,8 @@ def preset_params(name, **extra):
 def examples():
     """Every preset; each field alone at a non-default value; everything at once; odd texts."""
     cases = {f"preset {name}": preset_params(name) for name in PRESETS}
-    pairs = {"strong_cfg": "weak_cfg", "strong_lora_multiplier": "weak_lora_multiplier", "hires_reflect_steps": "hires"}
+    pairs = {"strong_cfg": "weak_cfg", "strong_lora_multiplier": "weak_lora_multiplier", "hires_reflect_steps": "hires",
+             "strong_controlnet_weight": "weak_controlnet_weight"}
     for name, value in VARIED.items():
         data = {"enabled": True, name: value}
         if name in pairs:
@@ -132,8 +135,8 @@ def test_every_field_reaches_every_form():
     assert set(params.to_dict()) == set(FIELD_NAMES)
     written = params.to_infotext()
     assert set(written) == set(INFOTEXT_KEYS.values())
-    assert written["W2SD"] == "CFG+Prompt+LoRA+Checkpoint"
-    assert dict(zip(UI_FIELDS, params.to_list()))["weak_kinds"] == ["CFG", "Prompt", "LoRA", "Checkpoint"]
+    assert written["W2SD"] == "CFG+Prompt+LoRA+Checkpoint+ControlNet"
+    assert dict(zip(UI_FIELDS, params.to_list()))["weak_kinds"] == ["CFG", "Prompt", "LoRA", "Checkpoint", "ControlNet"]
 
 
 def test_infotext_is_compact():
@@ -198,6 +201,24 @@ def test_unticked_kinds_ignore_their_hidden_fields():
     assert (params.weak_lora_multiplier, params.strong_lora_multiplier) == (0.0, None)  # 0 strong: prompt's own
 
 
+def test_controlnet_kind():
+    params = W2SDParams.from_dict({"enabled": True, "weak_cfg": 1.0, "weak_controlnet_weight": 0})
+    assert params.kinds() == ["cfg", "controlnet"] and params.has_difference()
+    written = params.to_infotext()
+    assert (written["W2SD"], written["W2SD weak ControlNet"]) == ("CFG+ControlNet", "0")
+    assert "W2SD strong ControlNet" not in written  # the units' own weights
+    values = dict(zip(UI_FIELDS, W2SDParams().to_list()))
+    values.update(enabled=True, weak_kinds=["ControlNet"])  # ticked, sliders untouched
+    ticked = W2SDParams.from_list(list(values.values()))
+    assert (ticked.weak_controlnet_weight, ticked.strong_controlnet_weight) == (0.0, None)
+
+
+def test_positional_lists_of_the_fields_before_controlnet_keep_their_meaning():
+    params = W2SDParams.from_dict({"enabled": True, "weak_cfg": 2.0, "hires": True, "hires_reflect_steps": 0.25})
+    older = params.to_list()[:UI_FIELDS.index("weak_controlnet_weight")]
+    assert older[-1] == 0.25 and W2SDParams.from_list(older) == params
+
+
 def test_short_list_takes_ui_defaults():
     params = W2SDParams.from_list([True, CUSTOM, ["CFG"], 2.0])
     assert (params.enabled, params.weak_cfg, params.reflect_steps) == (True, 2.0, 0.5)
@@ -229,6 +250,11 @@ BAD = [
     ({"weak_lora_multiplier": 0, "strong_lora_multiplier": "1"}, "strong_lora_multiplier", ["from -5 to 5"]),
     ({"strong_lora_multiplier": 1.5}, "strong_lora_multiplier", ["null unless weak_lora_multiplier is set"]),
     ({"weak_checkpoint": 5}, "weak_checkpoint", ["a string"]),
+    ({"weak_controlnet_weight": 2.5}, "weak_controlnet_weight", ["from 0 to 2", "null means the units' own weights"]),
+    ({"weak_controlnet_weight": -0.5}, "weak_controlnet_weight", ["a number from 0 to 2"]),
+    ({"weak_controlnet_weight": 0, "strong_controlnet_weight": 3}, "strong_controlnet_weight",
+     ["from 0 to 2", "null or 0 means the units' own weights"]),
+    ({"strong_controlnet_weight": 1.5}, "strong_controlnet_weight", ["null unless weak_controlnet_weight is set"]),
     ({"reflect_steps": -0.1}, "reflect_steps", ["from 0 to 1000"]),
     ({"reflect_steps": 2, "reflect_unit": "fraction"}, "reflect_steps",
      ["a fraction from 0 to 1 when reflect_unit is 'fraction'"]),
@@ -268,7 +294,7 @@ def test_bad_values_name_the_field_and_the_allowed_values(data, field, words):
 
 def test_bad_shapes():
     shapes = [(["x"], "enabled"), ([True, CUSTOM, "CFG"], "weak_kinds"), ([True, CUSTOM, ["cfg"]], "weak_kinds"),
-              ([False] * 18, "args"), ("not a dict", "args")]
+              ([False] * (len(UI_FIELDS) + 1), "args"), ("not a dict", "args")]
     for args, field in shapes:
         with pytest.raises(ParamsError) as error:
             W2SDParams.from_list(args) if isinstance(args, list) else W2SDParams.from_dict(args)

@@ -110,8 +110,8 @@ def test_kind_visibility():
     from lib_w2sd.webui.surface import ui
 
     updates = ui.kind_visibility(["LoRA", "CFG"])
-    assert [u["visible"] for u in updates] == [True, False, True, False]
-    assert [u["visible"] for u in ui.kind_visibility(None)] == [False] * 4
+    assert [u["visible"] for u in updates] == [True, False, True, False, False]
+    assert [u["visible"] for u in ui.kind_visibility(None)] == [False] * 5
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -66,7 +66,8 @@ def test_axes_registered_once(xyz_grid):
     labels = [label for label in xyz_grid if label.startswith("[W2SD]")]
     assert labels == [f"[W2SD] {x}" for x in (
         "On/off", "Preset", "Weak CFG", "Strong CFG", "Reflect steps (fraction)", "Reflect steps (count)",
-        "Strength", "Weak checkpoint", "Weak LoRA multiplier", "Strong LoRA multiplier")]
+        "Strength", "Weak checkpoint", "Weak LoRA multiplier", "Strong LoRA multiplier", "Weak ControlNet weight",
+        "Strong ControlNet weight")]
     assert xyz_grid["[W2SD] Preset"].choices() == list(PRESETS)
     assert xyz_grid["[W2SD] Weak checkpoint"].choices() == ["None", "base.safetensors"]
 
@@ -115,8 +116,19 @@ def test_checkpoint_and_lora_axes(xyz_grid):
     assert error.value.field == "strong_lora_multiplier"
 
 
+def test_controlnet_axes(xyz_grid):
+    params = cell(xyz_grid, Z_ON, ("Weak ControlNet weight", 0.0))
+    assert params.kinds() == ["cfg", "controlnet"] and params.weak_controlnet_weight == 0.0
+    params = cell(xyz_grid, OFF, ("Weak ControlNet weight", 0.5), ("Strong ControlNet weight", 1.5))
+    assert (params.enabled, params.weak_controlnet_weight, params.strong_controlnet_weight) == (True, 0.5, 1.5)
+    with pytest.raises(ParamsError) as error:  # a strong weight needs the ControlNet difference
+        cell(xyz_grid, OFF, ("Strong ControlNet weight", 1.5))
+    assert error.value.field == "strong_controlnet_weight"
+
+
 @pytest.mark.parametrize("label, values, field", [
     ("Weak CFG", [1.0, 40.0], "weak_cfg"),
+    ("Weak ControlNet weight", [0.0, 2.5], "weak_controlnet_weight"),
     ("Strength", [0.5, -1.0], "strength"),
     ("Reflect steps (fraction)", [0.5, 2.0], "reflect_steps"),
     ("Reflect steps (count)", [5, -2], "reflect_steps"),

@@ -116,3 +116,40 @@ def joint_tests(hires: dict) -> dict:
         assert same.batches() == reflected_pattern(6, 3, 2, None, 2)
 
     return {name: value for name, value in locals().items() if name.startswith("test_")}
+
+
+def control_by_role(result):
+    """role -> the set of what the ControlNet units did in that role's UNet calls, each as sorted
+    ((unit, weights used), ...): one element per role means every such call got the same."""
+    assert len(result.control) == len(result.calls)
+    seen = {}
+    for call, entry in zip(result.calls, result.control):
+        seen.setdefault(call.role, set()).add(tuple(sorted((str(k), tuple(v)) for k, v in entry.items())))
+    return seen
+
+
+def assert_weak_equal_to_strong_is_plain(webui, w2sd, units):
+    """A weak ControlNet weight of 1 (the strong call's): the plain image, bit for bit, with the
+    near-zero-gap warning."""
+    plain = webui.generate(None, controlnet=units)
+    same = webui.generate({**w2sd, "weak_controlnet_weight": 1.0}, controlnet=units)
+    assert torch.equal(same.latents, plain.latents)
+    assert same.p.extra_generation_params["W2SD gap"] == "0" and "barely differ" in same.infotext
+
+
+def assert_left_out_with_a_warning(webui, w2sd, units, warning):
+    """The ControlNet kind cannot apply: the plain image and `warning` under it and in the infotext."""
+    plain = webui.generate(None, controlnet=units)
+    result = webui.generate(w2sd, controlnet=units)
+    assert torch.equal(result.latents, plain.latents)
+    assert warning in result.processed.comments and warning in result.infotext
+    return plain
+
+
+def assert_unit_timing_holds_in_the_reflections(webui, w2sd, units):
+    """With a unit acting on part of the steps only (`units[1]`), every reflection's strong call
+    gets the units exactly as the sampler's own call of its step does (6 steps, 5 reflected)."""
+    result = webui.generate({**w2sd, "reflect_steps": 1.0}, controlnet=units)
+    own = [entry for call, entry in zip(result.calls, result.control) if call.role is None]
+    strong = [entry for call, entry in zip(result.calls, result.control) if call.role == "strong"]
+    assert strong == own[:5] and own[0] != own[5]

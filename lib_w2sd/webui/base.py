@@ -58,14 +58,16 @@ class Variant:
     conds: Optional[Conds] = None  # conditioning of another prompt (Backend.encode_conds)
     lora_multiplier: Optional[float] = None  # the prompt's LoRAs all at this multiplier
     unet: Any = None  # a handle from Backend.load_unet: run this UNet instead
+    controlnet_multiplier: Optional[float] = None  # every active ControlNet unit's weight times this
 
     def changes_nothing(self) -> bool:
         return self.cond_scale is None and self.conds is None and not self.changes_weights()
 
     def changes_weights(self) -> bool:
         """The call runs other model weights than the sampler's own (a LoRA multiplier, another
-        UNet): it cannot share a batch with a call of the generation's own model."""
-        return self.lora_multiplier is not None or self.unet is not None
+        UNet, the ControlNet units at another weight): it cannot share a batch with a call of the
+        generation's own model."""
+        return self.lora_multiplier is not None or self.unet is not None or self.controlnet_multiplier is not None
 
 
 @dataclass
@@ -183,6 +185,20 @@ class Backend(abc.ABC):
         """Apply the memory policy: after a pass (generation_ended False) or a generation
         (True): 'gpu' keeps the weak UNet on the device, 'offload' moves it to the CPU, 'unload'
         drops it. Never touches the WebUI's own model."""
+
+    # -- ControlNet ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def controlnet_units(self, p) -> Optional[int]:
+        """How many ControlNet units (IP-Adapter, reference and the other unit kinds of the
+        WebUI's ControlNet extension included) act on the current pass's UNet calls and can be
+        scaled per call; 0: none. None: this WebUI has no ControlNet extension loaded.
+        Called in process_before_every_sampling, after the ControlNet extension set its units up."""
+
+    @abc.abstractmethod
+    def controlnet_multiplier(self, p, multiplier: float) -> ContextManager[None]:
+        """Run the enclosed den calls with every active unit's weight times `multiplier`, exactly
+        as if the user had set those weights; 0 runs them without the units (their models are not
+        evaluated at all where the extension allows). Restored exactly after each call."""
 
     # -- helpers shared by adapters -----------------------------------------------------------
     @staticmethod

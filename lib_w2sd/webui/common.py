@@ -31,6 +31,8 @@ ATTR = "w2sd_run"  # where a generation's Run lives on p
 WARNING_KEY = "W2SD warning"
 # Below this gap the weak model is, for the reflections, the strong one (README, "Reading the gap").
 NEAR_ZERO_GAP = 1e-3
+NO_CONTROLNET_EXTENSION = ("the ControlNet difference needs the ControlNet extension (sd-webui-controlnet on "
+                           "AUTOMATIC1111), which is not loaded: the ControlNet difference is left out")
 
 
 class W2SDFailure(W2SDError):
@@ -139,8 +141,18 @@ def _variants(p, run: Run, info: PassInfo):
         unet = run.unets.get(params.weak_checkpoint)
         if unet is None:
             unet = run.unets[params.weak_checkpoint] = backend.load_unet(params.weak_checkpoint)
-    weak = Variant(WEAK, cond_scale=params.weak_cfg, conds=conds, lora_multiplier=lora_weak, unet=unet)
-    strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong)
+    control_weak = control_strong = None
+    if "controlnet" in kinds:
+        units = backend.controlnet_units(p)
+        if units:
+            control_weak, control_strong = params.weak_controlnet_weight, params.strong_controlnet_weight
+        else:
+            _warn(p, run, NO_CONTROLNET_EXTENSION if units is None else
+                  f"no active ControlNet unit in the {info.kind} pass: the ControlNet difference is left out")
+    weak = Variant(WEAK, cond_scale=params.weak_cfg, conds=conds, lora_multiplier=lora_weak, unet=unet,
+                   controlnet_multiplier=control_weak)
+    strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong,
+                     controlnet_multiplier=control_strong)
     return weak, strong
 
 
@@ -201,13 +213,15 @@ def _variant_args(variant: Variant, extra_args: dict) -> dict:
 @contextlib.contextmanager
 def _variant_call(backend: Backend, p, variant: Variant, args: dict):
     """Around one den call as `variant`: an extra call for the sampler's counters, with its LoRA
-    multiplier, its UNet, and no uncond batch at scale 1."""
+    multiplier, its UNet, its ControlNet weights, and no uncond batch at scale 1."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(backend.extra_call(p, variant.role))
         if variant.lora_multiplier is not None:
             stack.enter_context(backend.lora_multiplier(p, variant.lora_multiplier))
         if variant.unet is not None:
             stack.enter_context(backend.use_unet(p, variant.unet))
+        if variant.controlnet_multiplier is not None:  # after use_unet: the units of the UNet that runs
+            stack.enter_context(backend.controlnet_multiplier(p, variant.controlnet_multiplier))
         if float(args.get("cond_scale", 0)) == 1.0:
             stack.enter_context(backend.cond_only(p))
         yield
@@ -296,7 +310,8 @@ def _check_gap(p, run: Run, kind: str) -> None:
     if gap < NEAR_ZERO_GAP:
         _warn(p, run, f"in the {kind} pass the weak and strong models barely differ (gap {gap:.2g} < "
                       f"{NEAR_ZERO_GAP:g}): reflections change almost nothing; make the weak model weaker "
-                      "(a lower weak CFG, a LoRA multiplier further from the prompt's, another checkpoint)")
+                      "(a lower weak CFG, a LoRA multiplier further from the prompt's, another checkpoint, a "
+                      "lower weak ControlNet weight)")
 
 
 def _write_diagnostics(p, run: Run) -> None:

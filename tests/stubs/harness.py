@@ -1,5 +1,6 @@
 """A WebUI in a box for tests: the A1111 stand-in with the real scripts/w2sd.py loaded, a
-TinySD model, the Lora stand-in, and `generate()` running process_images like the API does.
+TinySD model, the Lora stand-in, the sd-webui-controlnet stand-in (controlnet_ext, loaded only for
+generations that pass `controlnet=`), and `generate()` running process_images like the API does.
 
 `WebUI.reset()` puts every global back to a fresh server's state between tests.
 """
@@ -14,6 +15,7 @@ import torch
 
 import networks
 import tiny_sd
+from controlnet_ext import controlnet, hook, plugable_ipadapter
 from webui_patterns import unet_batches
 from modules import errors, extra_networks, processing, script_callbacks, scripts, sd_models, shared
 
@@ -39,6 +41,7 @@ class Result:
     p: Any
     calls: List[Call] = field(default_factory=list)
     unet_calls: List[int] = field(default_factory=list)
+    control: List[dict] = field(default_factory=list)  # per hooked UNet call: {unit: weights used}
 
     @property
     def latents(self):
@@ -61,6 +64,7 @@ class WebUI:
     def __init__(self):
         self.model = tiny_sd.TinySD()
         self.script = scripts.load_script(SCRIPT)()
+        self.controlnet = controlnet.Script()
         self.observers = []  # functions(call: Call, p) run inside every cfg_denoiser callback
         self.extra_scripts = []
         self.reset()
@@ -93,6 +97,19 @@ class WebUI:
         checkpoint.cache.clear()
         self._calls = []
         self._unet = self.model.unet
+        self._reset_controlnet()
+
+    def _reset_controlnet(self):
+        if self.controlnet.latest_network is not None:  # a test failed before postprocess
+            self.controlnet.latest_network.restore()
+            self.controlnet.latest_network = None
+        plugable_ipadapter.clear_all_ip_adapter()
+        self._clear_control_logs()
+
+    def _clear_control_logs(self):
+        hook.CALLS.clear()
+        for model, _ in self.controlnet.models.values():
+            getattr(model, "calls", []).clear()
 
     def _observe(self, params):
         den = params.denoiser
@@ -107,12 +124,14 @@ class WebUI:
     def settings(self, **values):
         shared.opts.data.update(values)
 
-    def generate(self, w2sd=None, img2img=False, args=None, **kwargs) -> Result:
-        """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list."""
+    def generate(self, w2sd=None, img2img=False, args=None, controlnet=None, **kwargs) -> Result:
+        """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list;
+        `controlnet` the ControlNet units (a list, maybe empty; None: the extension not installed)."""
         shared.state.begin()
         self._unet = self.model.unet
         self._unet.calls.clear()
         self._calls = []
+        self._clear_control_logs()
         options = dict(DEFAULTS, **kwargs)
         cls = processing.StableDiffusionProcessingImg2Img if img2img else processing.StableDiffusionProcessingTxt2Img
         if img2img:
@@ -121,11 +140,17 @@ class WebUI:
         p = cls(**options)
         if args is None:
             args = [dict(w2sd or {"enabled": False})] + [None] * len(self.extra_scripts)
-        counts = [len(args) - len(self.extra_scripts)] + [1] * len(self.extra_scripts)  # W2SD gets the rest
-        p.scripts = scripts.ScriptRunner([self.script, *self.extra_scripts], arg_counts=counts, is_img2img=img2img)
-        p.script_args = args
+        extension = [] if controlnet is None else [self.controlnet]  # "sd-webui-controlnet" sorts first
+        counts = [1] * len(extension) + [len(args) - len(self.extra_scripts)] + [1] * len(self.extra_scripts)
+        p.scripts = scripts.ScriptRunner([*extension, self.script, *self.extra_scripts], arg_counts=counts,
+                                         is_img2img=img2img)  # W2SD gets the rest of the list
+        p.script_args = [controlnet] * len(extension) + list(args)
         processed = processing.process_images(p)
-        return Result(processed, p, list(self._calls), list(self._unet.calls))
+        return Result(processed, p, list(self._calls), list(self._unet.calls), list(hook.CALLS))
+
+    def control_calls(self):
+        """Evaluations of the stand-in's ControlNet model (batch sizes)."""
+        return self.controlnet.models["tiny-controlnet"][0].calls
 
     def add_lora(self, name="style", seed=3, scale=0.3):
         return networks.make_network(name, self.model.unet, seed=seed, scale=scale)

@@ -1,5 +1,6 @@
 """A Forge WebUI in a box for tests: the Forge stand-in with the real scripts/w2sd.py loaded, a
 tiny checkpoint loaded through backend.loader (forge_model_reload), the sd_forge_lora stand-in,
+the built-in ControlNet's stand-in (sd_forge_controlnet, in generations that pass `controlnet=`),
 and `generate()` running process_images like the API does. Same interface as
 tests/stubs/harness.py (conftest's `webui` fixture builds either).
 
@@ -17,8 +18,10 @@ import networks
 import torch
 from backend import memory_management, operations
 from backend.args import dynamic_args
+from backend.patcher import controlnet as patcher_controlnet
 from modules import errors, extra_networks, processing, script_callbacks, scripts, sd_models, sd_samplers_common, shared
 from safetensors.torch import save_file
+from sd_forge_controlnet.controlnet import ControlNetForForgeOfficial
 from webui_patterns import unet_batches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,6 +50,7 @@ class Result:
     calls: List[Call] = field(default_factory=list)
     unet_calls: List[int] = field(default_factory=list)
     weak_unet_calls: List[int] = field(default_factory=list)
+    control: List[dict] = field(default_factory=list)  # per UNet batch: what the units did
 
     @property
     def latents(self):
@@ -115,6 +119,7 @@ class WebUI:
         self.dir = tempfile.mkdtemp(prefix="w2sd-forge-")
         self.strong_path = write_checkpoint(os.path.join(self.dir, "strong.safetensors"), seed=0)
         self.script = scripts.load_script(SCRIPT)()
+        self.controlnet = ControlNetForForgeOfficial()
         self.observers = []  # functions(call: Call, p) run inside every cfg_denoiser callback
         self.extra_scripts = []
         self.encoded = []  # (text, encoded while a sampler function ran)
@@ -173,6 +178,13 @@ class WebUI:
         self.encoded.clear()
         operations.merge_calls = 0
         self._calls = []
+        self.controlnet.enabled = []
+        self._clear_control_logs()
+
+    def _clear_control_logs(self):
+        patcher_controlnet.CALLS.clear()
+        for model in self.controlnet.models.values():
+            getattr(getattr(model.model_patcher, "control_model", None), "calls", []).clear()
 
     def _watch_encoder(self):
         encoder = self.model.forge_objects.clip.cond_stage_model
@@ -208,9 +220,11 @@ class WebUI:
     def settings(self, **values):
         shared.opts.data.update(values)
 
-    def generate(self, w2sd=None, img2img=False, args=None, **kwargs) -> Result:
-        """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list."""
+    def generate(self, w2sd=None, img2img=False, args=None, controlnet=None, **kwargs) -> Result:
+        """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list;
+        `controlnet` the ControlNet units (a list, maybe empty; None: the ControlNet script disabled)."""
         shared.state.begin()
+        self._clear_control_logs()
         self.strong_unet.calls.clear()
         weak = self.weak_unet()
         if weak is not None:
@@ -222,14 +236,18 @@ class WebUI:
             h, w = options["height"], options["width"]
             options.setdefault("init_images", [torch.linspace(0, 1, 3 * h * w).reshape(3, h, w)])
         p = cls(**options)
-        p.scripts = scripts.ScriptRunner([self.script, *self.extra_scripts], is_img2img=img2img)
+        extension = [] if controlnet is None else [self.controlnet]  # built-in extensions load first
+        p.scripts = scripts.ScriptRunner([*extension, self.script, *self.extra_scripts], is_img2img=img2img)
         if args is None:
             args = [dict(w2sd or {"enabled": False})] + [None] * len(self.extra_scripts)
-        p.script_args = args
+        p.script_args = [controlnet] * len(extension) + list(args)
         processed = processing.process_images(p)
         weak = self.weak_unet()
         return Result(processed, p, list(self._calls), list(self.strong_unet.calls),
-                      list(weak.calls) if weak is not None else [])
+                      list(weak.calls) if weak is not None else [], list(patcher_controlnet.CALLS))
+
+    def control_calls(self):
+        return self.controlnet.control_calls()
 
     def add_lora(self, name="style", **kwargs):
         networks.available_networks[name] = write_lora(os.path.join(self.dir, f"{name}.safetensors"), **kwargs)

@@ -21,7 +21,10 @@ extensions-builtin/Lora/networks.py of v1.10.1 (commit 82a973c0).
   (networks.py:411-470): measured on real A1111 1.10.1 (CPU, through the API), a LoRA-difference
   reflected step costs 1.27x a CFG-difference one that way and 0.78x in functional mode.
 - Weak checkpoint: a copy of shared.sd_model.model.diffusion_model filled from the file
-  (checkpoint.py), swapped in as `model.diffusion_model` for the weak call.
+  (checkpoint.py), swapped in as `model.diffusion_model` for the weak call (without ControlNet's
+  hook, so it gets the conds without the extension's marking, a1111_controlnet.unmarked).
+- ControlNet: the units of the sd-webui-controlnet extension, scaled or off per call
+  (a1111_controlnet.py); conds W2SD encodes get the extension's cond/uncond marking.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ from modules import devices, shared
 
 from .. import rows
 from ..surface import settings
-from . import checkpoint
+from . import a1111_controlnet, checkpoint
 from .checkpoint import CheckpointError
-from .family import FamilyBackend
+from .family import FamilyBackend, is_hires
 
 # Model set-ups whose uncond skip fails in A1111 1.10 (image conds keep the uncond rows).
 _CONCAT_KEYS = ("hybrid", "concat", "crossattn-adm")
@@ -66,6 +69,10 @@ class A1111Backend(FamilyBackend):
 
     def unet_rows(self, p, cache, record: bool):
         return rows.routed(shared.sd_model, "apply_model", cache, record, _apply_model_rows)
+
+    def encode(self, p, texts, negative: bool):
+        own = (p.hr_uc if negative else p.hr_c) if is_hires(p) else (p.uc if negative else p.c)
+        return a1111_controlnet.mark_like(p, super().encode(p, texts, negative), own, positive=not negative)
 
     # -- LoRA -------------------------------------------------------------------------------
     @staticmethod
@@ -119,6 +126,13 @@ class A1111Backend(FamilyBackend):
                 net.unet_multiplier = multiplier
             yield
 
+    # -- ControlNet -------------------------------------------------------------------------
+    def controlnet_units(self, p):
+        return a1111_controlnet.units(p, is_hires(p))
+
+    def controlnet_multiplier(self, p, multiplier: float):
+        return a1111_controlnet.multiplier(p, multiplier)
+
     # -- a second UNet ----------------------------------------------------------------------
     def load_unet(self, name: str) -> checkpoint.WeakUNet:
         info = self.checkpoint_info(name)
@@ -131,7 +145,8 @@ class A1111Backend(FamilyBackend):
 
     @contextlib.contextmanager
     def use_unet(self, p, handle: checkpoint.WeakUNet) -> Iterator[None]:
-        with self.restoring_attributes(shared.sd_model.model, "diffusion_model"):
+        with self.restoring_attributes(shared.sd_model.model, "diffusion_model"), \
+                a1111_controlnet.unmarked(p, handle.module):
             shared.sd_model.model.diffusion_model = handle.module
             yield
 

@@ -26,6 +26,8 @@ prompt encoding) and answers differently where Forge differs:
   never touched.
 - Checkpoint. forge_unet: Forge's loader, UNet only; the call runs with `forge_objects.unet`
   pointed at the weak UNet (sampling_function reads it per call, sampling_function.py:326).
+- ControlNet. forge_controlnet: the built-in ControlNet's linked list (and IP-Adapter weights) on
+  the patcher the call runs, scaled or removed for the call.
 - The hires pass runs process_before_every_sampling twice (processing.py:1510, 1522) with a
   forge_objects reset between: nothing here lives on forge_objects between hook and sampling.
 """
@@ -42,7 +44,7 @@ from modules import shared
 
 from .. import rows
 from ..surface import settings
-from . import forge_lora, forge_unet
+from . import forge_controlnet, forge_lora, forge_unet
 from .family import FamilyBackend, is_hires
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
@@ -166,6 +168,13 @@ class ForgeBackend(FamilyBackend):
             return contextlib.nullcontext()
         return session.switch.applied(session.multiplier)
 
+    # -- ControlNet -------------------------------------------------------------------------
+    def controlnet_units(self, p) -> int:
+        return forge_controlnet.units(_call_forge_objects(p).unet)
+
+    def controlnet_multiplier(self, p, multiplier: float):
+        return forge_controlnet.multiplier(_call_forge_objects(p).unet, multiplier)
+
     # -- a second UNet ----------------------------------------------------------------------
     def load_unet(self, name: str) -> forge_unet.WeakUNet:
         return forge_unet.cache.get(name, self.checkpoint_info(name), shared.sd_model)
@@ -198,6 +207,11 @@ def _apply_model_rows(x, t, c_concat=None, c_crossattn=None, transformer_options
     marks = (transformer_options or {}).get("cond_or_uncond") or []
     per_chunk = x.shape[0] // len(marks) if marks else 0
     return rows.row_keys(x.shape[0], tensors, [m for m in marks for _ in range(per_chunk)])
+
+
+def _call_forge_objects(p):
+    """The forge_objects the pass's den calls run with (sampling_function.py:326)."""
+    return p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
 
 
 def _pass_uncond(p):

@@ -2,7 +2,7 @@
 
 One InputAccordion titled "W2SD (weak-to-strong reflection)" (its header checkbox is `enabled`):
   Preset                 fills the fields below; editing a field it set turns it to Custom
-  Weak model differs by  CFG / Prompt / LoRA / Checkpoint, each showing only its own fields
+  Weak model differs by  CFG / Prompt / LoRA / Checkpoint / ControlNet, each showing only its own fields
   Reflection             steps (fraction or count: typing a whole number above 1 switches the
                          unit to steps), strength, hires-fix pass (txt2img only; hidden in img2img)
   Advanced (closed)      weak noise level, reflections per step
@@ -21,6 +21,7 @@ import gradio as gr
 from ...params import (
     CUSTOM,
     INFOTEXT_KEYS,
+    KIND_FIELDS,
     KIND_LABELS,
     LABELS,
     PRESET_KINDS,
@@ -102,7 +103,10 @@ def _weak_fields(comps, kw, start, is_img2img) -> list:
             choices=checkpoint_choices(), allow_custom_value=True, **kw("weak_checkpoint"))
         create_refresh_button(comps["weak_checkpoint"], sd_models.list_models,
                               lambda: {"choices": checkpoint_choices()}, elem_id(is_img2img, "weak_checkpoint_refresh"))
-    return [cfg, prompt, lora, checkpoint]
+    with gr.Row(visible=visible["ControlNet"], elem_id=elem_id(is_img2img, "controlnet_group")) as controlnet:
+        for name in KIND_FIELDS["ControlNet"]:
+            comps[name] = gr.Slider(minimum=0.0, maximum=2.0, step=0.05, **kw(name))
+    return [cfg, prompt, lora, checkpoint, controlnet]
 
 
 def _reflection_fields(comps, kw, start, is_img2img) -> None:

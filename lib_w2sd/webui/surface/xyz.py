@@ -117,6 +117,10 @@ def axis_options(AxisOption) -> list:
              confirm=_confirm("weak_lora_multiplier")),
         axis("Strong LoRA multiplier", float, _field_axis("strong_lora_multiplier"),
              confirm=_confirm("strong_lora_multiplier")),
+        axis("Weak ControlNet weight", float, _field_axis("weak_controlnet_weight"),
+             confirm=_confirm("weak_controlnet_weight")),
+        axis("Strong ControlNet weight", float, _field_axis("strong_controlnet_weight"),
+             confirm=_confirm("strong_controlnet_weight")),
     ]
 
 

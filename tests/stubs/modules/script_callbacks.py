@@ -1,5 +1,5 @@
 """Stand-in for modules/script_callbacks.py (A1111 v1.10.1, 82a973c0): the callback lists and
-their on_* registrars, and the parameter objects the CFG denoiser passes to them. Callbacks run
+their on_* registrars, remove_callbacks_for_function, and the parameter objects the CFG denoiser passes to them. Callbacks run
 in registration order (the real one can reorder them by a user setting)."""
 
 from collections import namedtuple
@@ -21,6 +21,12 @@ def clear_callbacks():
 
 def add_callback(callbacks, fun, *, name=None, category="unknown", filename=None):
     callbacks.append(ScriptCallback(filename or "stub", fun, name))
+
+
+def remove_callbacks_for_function(callback_func):
+    for callback_list in callback_map.values():
+        for callback_to_remove in [cb for cb in callback_list if cb.callback == callback_func]:
+            callback_list.remove(callback_to_remove)
 
 
 def _register(category):

@@ -2,7 +2,10 @@
 to four layers with the real forward signature (x, timesteps, context, y, control,
 transformer_options). Built under `using_forge_operations`, so its Linear/Conv2d merge online
 LoRA patches as Forge's do. `calls` records the batch size of every forward (tests count
-denoiser evaluations per UNet with it)."""
+denoiser evaluations per UNet with it). Like the real one it adds a ControlNet's control to its
+middle and output blocks (apply_control, unet.py) and runs the cross-attention through the
+`patches_replace["attn2"]` patches of transformer_options (IP-Adapter's, unet.py
+CrossAttention / attention.py); the `context` layer stands in for the cross-attention."""
 
 import torch
 
@@ -27,7 +30,19 @@ class IntegratedUNet2DConditionModel(torch.nn.Module):
         self.calls.append(x.shape[0])
         freqs = torch.arange(4, dtype=torch.float32, device=x.device) + 1
         t = timesteps.float()[:, None] / 1000 * freqs
-        emb = self.time(torch.cat([t.sin(), t.cos()], dim=1)) + self.context(context.mean(1))
+        attention = self.context(context.mean(1))
+        for patch in transformer_options.get("patches_replace", {}).get("attn2", {}).values():
+            attention = patch(attention, context, context, transformer_options)
+        emb = self.time(torch.cat([t.sin(), t.cos()], dim=1)) + attention
         if self.label is not None:
             emb = emb + self.label(y)
-        return self.output(torch.tanh(self.input(x) + emb[:, :, None, None])) * 0.5
+        h = apply_control(self.input(x) + emb[:, :, None, None], control, "middle")
+        return self.output(apply_control(torch.tanh(h), control, "output")) * 0.5
+
+
+def apply_control(h, control, name):
+    if control is not None and name in control and len(control[name]) > 0:
+        ctrl = control[name].pop()
+        if ctrl is not None:
+            h = h + ctrl
+    return h

@@ -1,4 +1,5 @@
-"""Stand-in for backend/patcher/unet.py (Forge dfdcbab6): UnetPatcher (unet.py:8-79)."""
+"""Stand-in for backend/patcher/unet.py (Forge dfdcbab6): UnetPatcher (unet.py:8-79), with the
+ControlNet linked list (add_patched_controlnet, list_controlnets: unet.py:68-79)."""
 
 import copy
 
@@ -38,5 +39,14 @@ class UnetPatcher(ModelPatcher):
     def add_extra_model_patcher_during_sampling(self, model_patcher: ModelPatcher):
         self.extra_model_patchers_during_sampling.append(model_patcher)
 
+    def add_patched_controlnet(self, cnet):
+        cnet.set_previous_controlnet(self.controlnet_linked_list)
+        self.controlnet_linked_list = cnet
+
     def list_controlnets(self):
-        return []
+        results = []
+        pointer = self.controlnet_linked_list
+        while pointer is not None:
+            results.append(pointer)
+            pointer = pointer.previous_controlnet
+        return results

@@ -1,10 +1,12 @@
 """Stand-in for backend/sampling/sampling_function.py (+ condition.py) (Forge dfdcbab6).
 
-Kept: the UNet patcher is read from `forge_objects.unet` on every call (SF:326); the
-unconditional batch is dropped when cond_scale is 1 (SF:295-298); cond and uncond run as one
-batch through `model.apply_model` (SF:154-289 without areas, masks and memory chunking);
-`model_options` cfg functions; `sampling_prepare` loads the UNet and its extra model patchers
-(SF:366-399).
+Kept: the UNet patcher is read from `forge_objects.unet` on every call (SF:326), with its
+`controlnet_linked_list` (SF:328, 352-357); the unconditional batch is dropped when cond_scale is 1
+(SF:295-298); cond and uncond run as one batch through `model.apply_model` (SF:154-289 without
+areas, masks and memory chunking), with transformer_options (cond_or_uncond, sigmas) and the
+linked list's control for the batch (SF:238-268); `model_options` cfg functions;
+`sampling_prepare` loads the UNet, its extra model patchers and the control models and runs the
+control nodes' pre_run (SF:366-399); `sampling_cleanup` their cleanup (SF:402-408).
 """
 
 import math
@@ -12,6 +14,7 @@ import math
 import torch
 
 from backend import memory_management
+from backend.patcher import controlnet
 
 
 def compile_conditions(cond):
@@ -41,7 +44,20 @@ def calc_cond_uncond_batch(model, cond, uncond, x_in, timestep, model_options):
     conds = {}
     for key in to_run[0][0]["model_conds"]:
         conds[key] = torch.cat([c["model_conds"][key] for c, _ in to_run])
-    output = model.apply_model(torch.cat([x_in] * n), torch.cat([timestep] * n), **conds).chunk(n)
+    input_x, timestep_ = torch.cat([x_in] * n), torch.cat([timestep] * n)
+    transformer_options = dict(model_options.get("transformer_options", {}))
+    transformer_options["cond_or_uncond"] = [which for _, which in to_run]
+    transformer_options["sigmas"] = timestep
+    conds["transformer_options"] = transformer_options
+    controlnet.new_batch_log()
+    control = to_run[0][0].get("control")
+    if control is not None:
+        p = control
+        while p is not None:
+            p.transformer_options = transformer_options
+            p = p.previous_controlnet
+        conds["control"] = control.get_control(input_x, timestep_, dict(conds), n)
+    output = model.apply_model(input_x, timestep_, **conds).chunk(n)
     out = [torch.zeros_like(x_in), torch.zeros_like(x_in)]
     count = [torch.full_like(x_in, 1e-37), torch.full_like(x_in, 1e-37)]
     for o, (c, which) in zip(output, to_run):
@@ -79,18 +95,28 @@ def sampling_function(self, denoiser_params, cond_scale, cond_composition):
             image_cond.shape[2:] == x.shape[2:]:
         for h in cond + (uncond or []):
             h["model_conds"]["c_concat"] = image_cond
+    if unet_patcher.controlnet_linked_list is not None:
+        for h in cond + (uncond or []):
+            h["control"] = unet_patcher.controlnet_linked_list
     return sampling_function_inner(model, x, timestep, uncond, cond, cond_scale, unet_patcher.model_options,
                                    self.p.seeds[0], return_full=True)
 
 
 def sampling_prepare(unet, x):
     B, C, H, W = x.shape
+    additional_model_patchers = unet.extra_model_patchers_during_sampling
+    if unet.controlnet_linked_list is not None:
+        additional_model_patchers = additional_model_patchers + unet.controlnet_linked_list.get_models()
     memory_management.load_models_gpu(
-        models=[unet] + unet.extra_model_patchers_during_sampling,
+        models=[unet] + additional_model_patchers,
         memory_required=unet.memory_required([B * 2, C, H, W]),
         hard_memory_preservation=unet.extra_preserved_memory_during_sampling,
     )
+    real_model = unet.model
+    for cnet in unet.list_controlnets():
+        cnet.pre_run(real_model, lambda p: real_model.predictor.percent_to_sigma(p))
 
 
 def sampling_cleanup(unet):
-    pass
+    for cnet in unet.list_controlnets():
+        cnet.cleanup()
