@@ -48,6 +48,7 @@ class Bed:
     weak: str
     ideal: str
     swapped: Tuple[str, str]  # (sampled model, "weak" model): the "weak" is the better one
+    measures: str = ""  # how the metric columns read on this bed, if not as on the digits
 
 
 def beds(cfg: BenchConfig) -> List[Bed]:
@@ -57,7 +58,9 @@ def beds(cfg: BenchConfig) -> List[Bed]:
                  ("strong", tuned_name(cfg.swapped_skew)))
     mixtures = [Bed(key, f"{bed} mixture, exact denoisers", *(analytic.name(bed, r) for r in
                                                                ("strong", "weak", "ideal")),
-                    (analytic.name(bed, "weak"), analytic.name(bed, "strong")))
+                    (analytic.name(bed, "weak"), analytic.name(bed, "strong")),
+                    " TV: the modes' shares against the ideal weights; FD, precision/recall: the "
+                    "samples' coordinates against a sample of the ideal mixture.")
                 for key, bed in (("f", "1-D"), ("g", "2-D"))]
     return [digits] + mixtures
 
@@ -154,7 +157,7 @@ def comparison(cfg: BenchConfig, bed: Bed) -> Experiment:
                       f"strong = {bed.strong}, weak = {bed.weak}; calls: plain n, autoguidance 2n, "
                       "W2SD n + 2k (k reflected), W2SD + autoguidance 2n + 3k. s: W2SD strength, "
                       "w: guidance weight. Pairs: weak == strong must give plain sampling exactly; "
-                      f"swapped: {bed.swapped[1]} is the 'weak' model of {bed.swapped[0]}.")
+                      f"swapped: {bed.swapped[1]} is the 'weak' model of {bed.swapped[0]}." + bed.measures)
 
 
 def experiments(cfg: BenchConfig) -> List[Experiment]:
