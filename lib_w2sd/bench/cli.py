@@ -12,7 +12,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m lib_w2sd.bench",
         description="W2SD on small diffusion models trained on 8x8 digits: strong vs weak vs W2SD, "
-                    "equal denoiser calls, gain vs weak-to-strong difference, reflect steps and strength.")
+                    "equal denoiser calls, gain vs weak-to-strong difference, reflect steps and strength; "
+                    "W2SD vs autoguidance at equal calls on the digits and the analytic mixtures.")
     p.add_argument("--quick", action="store_true",
                    help="tiny models and sample counts: a smoke test in well under a minute, "
                         "not evidence")
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from . import experiments, figures, tables
+    from . import experiments, figures, tables, versus
 
     experiments.quiet_known_warnings()
 
@@ -44,14 +45,18 @@ def main(argv=None) -> int:
     experiments.train_all(runner, args.jobs)
     log(f"classifier accuracy on the held-out real half: {runner.classifier_accuracy():.3f}")
     exps = {e.key: e for e in experiments.all_experiments(cfg)}
-    results = experiments.run_all(runner, list(exps.values()), args.jobs)
+    versus_exps = versus.experiments(cfg)
+    results = experiments.run_all(runner, list(exps.values()) + versus_exps, args.jobs)
 
     text = [experiments.describe(cfg)]
-    text += [tables.experiment_table(e, results) for e in exps.values()]
-    text.append("Checks\n\n" + "\n".join(tables.checks(exps, results, cfg.samplers, cfg.sweep_samplers)))
+    text += [tables.experiment_table(e, results) for e in list(exps.values()) + versus_exps]
+    text.append(versus.side_by_side(versus_exps, results))
+    text.append("W2SD vs autoguidance, paired by seed\n\n" + "\n".join(versus.verdicts(versus_exps, results)))
+    checks = tables.checks(exps, results, cfg.samplers, cfg.sweep_samplers) + versus.checks(versus_exps, results)
+    text.append("Checks\n\n" + "\n".join(checks))
     report = "\n\n".join(text)
     print("\n" + report)
-    paths = figures.write_all(exps, results, cfg, out)
+    paths = figures.write_all(exps, results, cfg, out) + [figures.versus(versus_exps, results, out)]
     (out / "tables.md").write_text(report + "\n")
     log(f"\nfigures and tables.md in {out}: {', '.join(p.name for p in paths)}")
     log(f"done in {time.time() - started:.0f}s")

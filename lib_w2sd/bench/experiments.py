@@ -8,6 +8,7 @@ Models (all EDM denoisers on the 8x8 digits, class mixes from data.class_mix(ske
   weak 0 (swapped)  the strong model fine-tuned on the balanced mix: a "weak" closer to the real data
   ... scratch       trained from scratch with another seed: independent models, as in the paper's
                     dataset-difference experiment (Fig. 6-7)
+  1-D ..., 2-D ...  the analytic mixtures' exact denoisers (analytic.py), sampled and scored alike
 
 Every run samples the same initial noise for a given seed, so methods are compared on paired
 noise; the spread over seeds is reported as +- one standard deviation.
@@ -23,7 +24,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from . import data, models
+from . import analytic, data, models
+from .autoguidance import Autoguided
 from .cache import Cache, key_of
 from .metrics import Judge
 
@@ -43,7 +45,10 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One sampling run: `model` sampled with `sampler`, reflected with `weak` unless it is None."""
+    """One sampling run: `model` sampled with `sampler`, reflected with `weak` unless it is None.
+
+    With `guide`, the sampled denoiser is `model` autoguided by `guide` with weight `guidance`
+    (autoguidance.Autoguided), and a reflection's strong model is that autoguided denoiser."""
 
     model: str
     sampler: str
@@ -53,6 +58,8 @@ class RunSpec:
     reflect_steps: Optional[int] = None
     strength: float = 1.0
     weak_sigma: str = "start"
+    guide: Optional[str] = None
+    guidance: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,18 @@ class BenchConfig:
     reflect_steps_sweep: Tuple[Optional[int], ...] = (0, 3, 6, 9, 12, 15, None)  # None: all but last
     strength_sweep: Tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
     gap_sigma_min: float = 1.0  # the "high-noise gap" averages the steps with sigma >= this
+    # (e)-(g) W2SD vs autoguidance at equal denoiser calls (lib_w2sd.bench.versus)
+    versus_samplers: Tuple[str, ...] = ("euler",)
+    versus_budgets: Tuple[int, ...] = (18, 36, 60)  # denoiser calls per sample
+    guidance_weights: Tuple[float, ...] = (1.5, 2.0, 2.5, 3.0)
+    # W2SD points: (reflections: "most" the budget allows or about "half" that, strength, weak_sigma)
+    w2sd_points: Tuple[Tuple[str, float, str], ...] = (
+        ("most", 0.5, "start"), ("most", 1.0, "start"), ("most", 1.5, "start"), ("most", 2.0, "start"),
+        ("half", 2.0, "start"), ("most", 1.0, "current"))
+    # W2SD on top of autoguidance: (guidance weight, strength), most reflections, weak_sigma 'start'
+    combo_points: Tuple[Tuple[float, float], ...] = ((1.5, 0.5), (1.5, 1.0))
+    pair_guidance: float = 2.0  # autoguidance's weight for the identical and swapped pairs
+    tuning_seed: int = 100  # each method's setting is chosen on this seed, reported on `seeds`
 
     @property
     def main_weak(self) -> str:
@@ -109,6 +128,8 @@ QUICK = BenchConfig(
     classifier_epochs=5, n_samples=200, seeds=(0,), steps=6, samplers=("euler",),
     tuned_skews=(1.5, 3.0), w2sd_steps_for_calls=(4,),
     reflect_steps_sweep=(0, 2, None), strength_sweep=(0.0, 1.0),
+    versus_budgets=(12, 18, 24), guidance_weights=(2.0,), w2sd_points=(("most", 1.0, "start"),),
+    combo_points=((1.5, 0.5),),
 )
 
 
@@ -153,6 +174,7 @@ class Runner:
         self._models: Dict[str, models.EDMDenoiser] = {}
         self._digits = None
         self._judge = None
+        self._mixture_judges = {}
 
     @property
     def digits(self) -> data.Digits:
@@ -161,13 +183,18 @@ class Runner:
         return self._digits
 
     def model_key(self, name: str) -> str:
+        if analytic.is_mixture(name):
+            return key_of(*analytic.key_parts(name))
         spec = self.specs[name]
         parent = self.model_key(spec.parent) if spec.parent else None
         train = self.cfg.tune_train if spec.parent else self.cfg.base_train
         return key_of("denoiser", spec.skew, spec.seed, train, parent)
 
-    def model(self, name: str) -> models.EDMDenoiser:
-        """The named denoiser, from the cache or trained now (its parent first)."""
+    def model(self, name: str):
+        """The named denoiser: an analytic bed's exact one, or trained (from the cache or now, its
+        parent first)."""
+        if analytic.is_mixture(name):
+            return analytic.mixture(name).denoise
         if name in self._models:
             return self._models[name]
         key, spec = self.model_key(name), self.specs[name]
@@ -199,13 +226,28 @@ class Runner:
             self._judge = Judge(clf, self.digits.ref_x, data.N_CLASSES)
         return self._judge
 
+    def judge_for(self, model: str):
+        """The judge of the model's test bed: the classifier for the digits, the bed's mixture else."""
+        bed = analytic.parse(model)
+        if bed is None:
+            return self.judge
+        if bed[0] not in self._mixture_judges:
+            self._mixture_judges[bed[0]] = analytic.MixtureJudge(bed[0], self.cfg.n_samples)
+        return self._mixture_judges[bed[0]]
+
+    def dim(self, model: str) -> int:
+        """Values per sample of the model's test bed."""
+        if analytic.is_mixture(model):
+            return analytic.mixture(model).means.shape[1]
+        return self.digits.train_x.shape[1]
+
     def classifier_accuracy(self) -> float:
         with torch.no_grad():
             pred = self.judge.classifier(self.digits.ref_x).argmax(1)
         return float((pred == self.digits.ref_y).float().mean())
 
     def run_key(self, spec: RunSpec) -> str:
-        names = [spec.model] + ([spec.weak] if spec.weak else [])
+        names = [spec.model] + [n for n in (spec.weak, spec.guide) if n]
         model_keys = [REAL if n == REAL else self.model_key(n) for n in names]
         c = self.cfg
         return key_of("run", spec, model_keys, c.n_samples, c.sigma_min, c.sigma_max,
@@ -224,7 +266,7 @@ class Runner:
             samples, extra = self.digits.train_x, {"calls": 0, "gap": None, "gap_hi": None}
         else:
             samples, extra = self._sample(spec)
-        scores = self.judge.score(samples).to_dict()
+        scores = self.judge_for(spec.model).score(samples).to_dict()
         images = samples[:16].clamp(-1, 1).numpy().round(3).tolist()
         return dict(scores, **extra, images=images)
 
@@ -236,21 +278,22 @@ class Runner:
         sampler = getattr(K, f"sample_{spec.sampler}")
         sigmas = K.get_sigmas_karras(spec.steps, self.cfg.sigma_min, self.cfg.sigma_max)
         gen = torch.Generator().manual_seed(spec.seed)
-        x = torch.randn(self.cfg.n_samples, 64, generator=gen) * sigmas[0]
-        strong = CallCounter(self.model(spec.model))
-        weak = CallCounter(self.model(spec.weak)) if spec.weak else None
+        x = torch.randn(self.cfg.n_samples, self.dim(spec.model), generator=gen) * sigmas[0]
+        strong, weak, guide = (CallCounter(self.model(n)) if n else None
+                               for n in (spec.model, spec.weak, spec.guide))
+        model = Autoguided(strong, guide, spec.guidance) if guide else strong
         report = None
         with torch.no_grad():
             if weak is None:
-                out = sampler(strong, x, sigmas, disable=True)
+                out = sampler(model, x, sigmas, disable=True)
             else:
                 wrapped = lib_w2sd.wrap_sampler(
                     sampler, weak, reflect_steps=spec.reflect_steps, strength=spec.strength,
                     weak_sigma=spec.weak_sigma)
-                out = wrapped(strong, x, sigmas, disable=True)
+                out = wrapped(model, x, sigmas, disable=True)
                 report = wrapped.last_report
-        return out, {"calls": strong.calls + (weak.calls if weak else 0),
-                     **self._gaps(report)}
+        calls = sum(c.calls for c in (strong, weak, guide) if c)
+        return out, {"calls": calls, **self._gaps(report)}
 
     def _gaps(self, report) -> dict:
         """The engine's gap (mean over measured steps) and the same mean over high-noise steps."""
@@ -264,11 +307,15 @@ class Runner:
 
 @dataclass
 class Row:
-    """One line of a table: a label, one run per seed, and fixed columns (e.g. the weak's skew)."""
+    """One line of a table: a label, one run per seed, and fixed columns (e.g. the weak's skew).
+
+    `tuning` holds runs that are made but never reported: they choose a method's setting, so the
+    reported seeds are not the ones the choice was made on."""
 
     label: str
     specs: Tuple[RunSpec, ...]
     info: dict = field(default_factory=dict)
+    tuning: Tuple[RunSpec, ...] = ()
 
 
 @dataclass
@@ -421,7 +468,7 @@ def train_all(runner: Runner, jobs: int) -> None:
 
 def run_all(runner: Runner, experiments: List[Experiment], jobs: int) -> Dict[RunSpec, dict]:
     """Every run of the experiments, from the cache where possible, the rest in `jobs` processes."""
-    specs = list(dict.fromkeys(s for e in experiments for r in e.rows for s in r.specs))
+    specs = list(dict.fromkeys(s for e in experiments for r in e.rows for s in r.specs + r.tuning))
     results = {s: runner.cache.load_result(runner.run_key(s)) for s in specs}
     missing = [s for s, r in results.items() if r is None]
     if missing:

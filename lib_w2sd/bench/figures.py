@@ -8,7 +8,8 @@ import torch
 
 from . import data
 from .experiments import PLAIN_LABEL, Experiment, Row, RunSpec
-from .tables import mean_std, values
+from .tables import METRICS, mean_std, values
+from .versus import METHODS, chosen
 
 
 def _plt():
@@ -123,6 +124,45 @@ def knobs(exp: Experiment, results, samplers, path: Path) -> None:
             ax.set_ylabel({"tv": "class-balance TV ↓", "fd": "Fréchet distance ↓"}[metric])
             ax.legend(fontsize=8)
     _save(plt, fig, path)
+
+
+VERSUS_STYLE = dict(zip(METHODS, (("tab:gray", "o"), ("tab:orange", "s"), ("tab:purple", "^"),
+                                   ("tab:green", "v"))))
+
+
+def versus(exps: List[Experiment], results, out: Path) -> Path:
+    """(e)-(g) each metric against denoiser calls: every point of each method's sweep (small, faint)
+    and the chosen point per budget (line, mean ± std over the reported seeds); dotted: the ideal model."""
+    plt = _plt()
+    path = out / "e_versus_autoguidance.png"
+    fig, axes = plt.subplots(4, len(exps), figsize=(4.6 * len(exps), 12), squeeze=False)
+    for col, exp in enumerate(exps):
+        picks = chosen(exp, results)
+        ideal = next(r for r in exp.rows if r.info.get("method") == "ideal")
+        for row_i, (metric, name) in enumerate(METRICS):
+            ax = axes[row_i, col]
+            lines = list(dict.fromkeys((s, m) for s, _, m in picks))  # (sampler, method)
+            for smp, method in lines:
+                color, marker = VERSUS_STYLE[method]
+                shift = 0.6 * (list(VERSUS_STYLE).index(method) - 1.5)  # side by side, not on top
+                sweep = [r for r in exp.rows if r.info.get("pair") == "main"
+                         and (r.info["sampler"], r.info["method"]) == (smp, method)]
+                ax.scatter([r.info["budget"] + shift for r in sweep],
+                           [mean_std(values(r, results, metric))[0] for r in sweep],
+                           color=color, marker=marker, s=12, alpha=0.3)
+                best = [r for (s, _, m), r in picks.items() if (s, m) == (smp, method)]
+                label = method if smp == lines[0][0] else f"{smp} {method}"
+                _errorbar(ax, best, results, [r.info["budget"] + shift for r in best], metric,
+                          color=color, marker=marker, label=label)
+            ax.axhline(mean_std(values(ideal, results, metric))[0], color="black", ls=":", lw=1,
+                       label="ideal model")
+            ax.set_xlabel("denoiser calls per sample")
+            ax.set_ylabel(name)
+            if row_i == 0:
+                ax.set_title(exp.title.split(": ", 1)[1], fontsize=10)
+                ax.legend(fontsize=7)
+    _save(plt, fig, path)
+    return path
 
 
 def write_all(experiments: Dict[str, Experiment], results, cfg, out: Path) -> List[Path]:
