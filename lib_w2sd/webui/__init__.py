@@ -51,13 +51,16 @@ class WebUI:
 
 
 def webui_root() -> Optional[str]:
-    """The folder holding the WebUI's `modules` package (already imported in a WebUI process;
-    find_spec only locates a top-level package, it imports nothing)."""
-    module = sys.modules.get("modules")
-    paths = list(getattr(module, "__path__", None) or [])
-    if not paths:
-        spec = importlib.util.find_spec("modules")
-        paths = list(spec.submodule_search_locations or []) if spec is not None else []
+    """The folder holding the WebUI's `modules` package. In a WebUI process modules.shared is
+    imported and its file says where (`modules` is a namespace package there, whose path can
+    grow with other folders named `modules`); else find_spec locates the package, importing
+    nothing."""
+    shared = sys.modules.get("modules.shared")
+    if getattr(shared, "__file__", None):
+        return os.path.dirname(os.path.dirname(os.path.abspath(shared.__file__)))
+    spec = importlib.util.find_spec("modules") if "modules" not in sys.modules else None
+    paths = list(getattr(sys.modules.get("modules"), "__path__", None) or
+                 (spec.submodule_search_locations if spec is not None else None) or [])
     return os.path.dirname(os.path.abspath(paths[0])) if paths else None
 
 
