@@ -83,6 +83,9 @@ class Backend(abc.ABC):
     """The questions one WebUI answers. One instance per WebUI process (see detect_backend)."""
 
     name: str = "?"
+    # Set where W2SD cannot run in this WebUI at all (adapters/unsupported.py): one sentence naming
+    # the WebUI; every generation with W2SD enabled then runs plain and shows it.
+    unsupported: Optional[str] = None
 
     # -- messages -------------------------------------------------------------------------------
     @abc.abstractmethod

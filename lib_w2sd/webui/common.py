@@ -56,12 +56,16 @@ class Run:
 # -- the three entry points ---------------------------------------------------------------------
 def start(p, params: Optional[W2SDParams], backend: Backend, error: Optional[Exception] = None) -> Optional[Run]:
     """Begin a generation: params are the validated settings (None with `error` when they were
-    bad). Returns the Run, or None when no pass reflects (W2SD off, or nothing to reflect)."""
+    bad). Returns the Run, or None when no pass reflects (W2SD off, nothing to reflect, or a
+    WebUI W2SD cannot run in)."""
     # A failed generation skips postprocess: apply the memory policy it missed (a no-op otherwise).
     backend.release_unets(generation_ended=True)
     if error is None and (params is None or not params.enabled):
         return None
     run = Run(backend=backend, params=params)
+    if backend.unsupported is not None:  # no adapter for this WebUI: plain, with its one sentence
+        _warn(p, run, backend.unsupported)
+        return None
     setattr(p, ATTR, run)
     if error is not None:
         run.settings_error = error

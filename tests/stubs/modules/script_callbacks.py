@@ -107,6 +107,10 @@ def extra_noise_callback(params):
     _run("extra_noise", params)
 
 
+def app_started_callback(demo, app):
+    _run("app_started", demo, app)
+
+
 def ui_settings_callback():
     _run("ui_settings")
 
