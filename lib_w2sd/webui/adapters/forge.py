@@ -24,6 +24,9 @@ prompt encoding) and answers differently where Forge differs:
   pointed at the weak UNet (sampling_function reads it per call, sampling_function.py:326).
 - The hires pass runs process_before_every_sampling twice (processing.py:1510, 1522) with a
   forge_objects reset between: nothing here lives on forge_objects between hook and sampling.
+- Refiner. Forge's apply_refiner switches by the count of the sampler's own calls only
+  (sd_samplers_common.py:166-171), then reloads the whole engine (forge_model_reload) and
+  re-activates the prompt's LoRAs on it: W2SD's LoRA switch and weak UNet stay on the base model.
 """
 
 from __future__ import annotations
@@ -93,6 +96,11 @@ class ForgeBackend(FamilyBackend):
             restore_rng()
 
         return restore
+
+    def _completed_ratio(self, p, sigma, calls: int) -> float:
+        """Forge's apply_refiner counts the sampler's own calls, whatever the noise level
+        (sd_samplers_common.py:167)."""
+        return calls / p.sampler.model_wrap_cfg.total_steps
 
     # -- extra calls ------------------------------------------------------------------------
     @contextlib.contextmanager
