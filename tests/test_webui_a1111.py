@@ -110,6 +110,20 @@ def test_lora_difference_switches_multipliers_and_restores_everything(webui):
     assert not torch.equal(result.latents, before.latents)
 
 
+def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
+    """The no-difference control of the LoRA kind: no functional mode, the image bit for bit."""
+    from modules import shared
+
+    webui.add_lora()
+    prompt = "a red cat <lora:style:0.8>"
+    plain = webui.generate(None, prompt=prompt)
+    seen = []
+    webui.observers.append(lambda call, p: seen.append(shared.opts.data.get("lora_functional")))
+    same = webui.generate({"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5}, prompt=prompt)
+    assert torch.equal(same.latents, plain.latents) and "barely differ" in same.infotext
+    assert not any(seen)
+
+
 def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):
     result = webui.generate({"enabled": True, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0})
     assert "no LoRA in the txt2img prompt" in result.processed.comments

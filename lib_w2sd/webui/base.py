@@ -27,7 +27,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterator, NamedTuple, Optional
 
 # The passes a backend reports, in the words the infotext and warnings use.
 TXT2IMG, HIRES, IMG2IMG = "txt2img", "hires", "img2img"
@@ -156,8 +156,8 @@ class Backend(abc.ABC):
 
     # -- LoRA -----------------------------------------------------------------------------------
     @abc.abstractmethod
-    def prompt_loras(self, p) -> List[str]:
-        """Names of the LoRAs the prompt activated for the current pass (empty: none)."""
+    def prompt_loras(self, p) -> Dict[str, float]:
+        """The LoRAs the prompt activated for the current pass: name -> UNet multiplier (empty: none)."""
 
     @abc.abstractmethod
     def lora_session(self, p) -> ContextManager[None]:

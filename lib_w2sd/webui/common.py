@@ -126,8 +126,10 @@ def _variants(p, run: Run, info: PassInfo):
         conds = backend.encode_conds(p, params.weak_prompt, params.weak_negative_prompt)
     lora_weak = lora_strong = None
     if "lora" in kinds:
-        if backend.prompt_loras(p):
-            lora_weak, lora_strong = params.weak_lora_multiplier, params.strong_lora_multiplier
+        own = backend.prompt_loras(p)
+        if own:
+            lora_weak = _lora_difference(params.weak_lora_multiplier, own)
+            lora_strong = _lora_difference(params.strong_lora_multiplier, own)
         else:
             _warn(p, run, f"no LoRA in the {info.kind} prompt: the LoRA difference is left out")
     unet = None
@@ -138,6 +140,12 @@ def _variants(p, run: Run, info: PassInfo):
     weak = Variant(WEAK, cond_scale=params.weak_cfg, conds=conds, lora_multiplier=lora_weak, unet=unet)
     strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong)
     return weak, strong
+
+
+def _lora_difference(multiplier: Optional[float], own: Dict[str, float]) -> Optional[float]:
+    """The multiplier a call runs the prompt's LoRAs at, or None when that is no difference: every
+    LoRA already runs at it (the call then runs the model as the sampler does, bit for bit)."""
+    return None if multiplier is None or all(m == multiplier for m in own.values()) else multiplier
 
 
 def make_denoiser(backend: Backend, p, variant: Variant) -> Callable:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator
 
 import torch
 from modules import shared
@@ -131,9 +131,9 @@ class ForgeBackend(FamilyBackend):
         p.__dict__.setdefault(UNCOND_ATTR, {})[hires] = self.encode(p, list(negatives), negative=True)
 
     # -- LoRA -------------------------------------------------------------------------------
-    def prompt_loras(self, p) -> List[str]:
+    def prompt_loras(self, p) -> Dict[str, float]:
         sd_model = shared.sd_model
-        return forge_lora.lora_names(forge_lora.prompt_lora_patches(sd_model, sd_model.forge_objects.unet))
+        return forge_lora.lora_multipliers(forge_lora.prompt_lora_patches(sd_model, sd_model.forge_objects.unet))
 
     @contextlib.contextmanager
     def lora_session(self, p) -> Iterator[None]:
