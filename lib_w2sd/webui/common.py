@@ -185,11 +185,11 @@ def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, str
         sigmas = arguments.get("sigmas")
         n_steps = len(sigmas) - 1 if sigmas is not None else int(arguments.get("n", 0))
         rng_state = backend.sampling_state(p)
-        asked = params.steps_for(n_steps, hires=hires)
-        levels = schedule_sigmas(original, *args, **kwargs)
-        before_refiner = backend.steps_before_refiner(p, levels)
-        stop = None if before_refiner is None else lambda i, sigma: backend.refiner_due(p, sigma)
+        asked, before_refiner = params.steps_for(n_steps, hires=hires), None
         try:
+            levels = schedule_sigmas(original, *args, **kwargs)
+            before_refiner = backend.steps_before_refiner(p, levels)  # None: no refiner switch in this pass
+            stop = None if before_refiner is None else lambda i, sigma: backend.refiner_due(p, sigma)
             with contextlib.ExitStack() as stack:
                 if weak.lora_multiplier is not None or strong.lora_multiplier is not None:
                     stack.enter_context(backend.lora_session(p))
