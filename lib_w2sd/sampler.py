@@ -106,6 +106,15 @@ def _schedule_kind(signature: inspect.Signature, name: str):
     )
 
 
+def schedule_sigmas(sampler: Callable, *args, **kwargs) -> torch.Tensor:
+    """The noise levels of the steps a call sampler(*args, **kwargs) takes, as wrap_sampler numbers
+    them (step i goes from sigmas[i] to sigmas[i + 1]; DPM fast: the grid it builds for itself)."""
+    sampler = getattr(sampler, "w2sd_original", sampler)
+    signature = inspect.signature(sampler)
+    arguments = signature.bind(*args, **kwargs).arguments
+    return _schedule_kind(signature, getattr(sampler, "__name__", repr(sampler)))(arguments).sigmas
+
+
 def _builds_brownian_noise(sampler: Callable):
     """The Brownian-tree noise sampler class `sampler` builds for itself when given none, or None.
 
@@ -118,7 +127,8 @@ def _builds_brownian_noise(sampler: Callable):
     return inspect.unwrap(sampler).__globals__.get("BrownianTreeNoiseSampler")
 
 
-def _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes):
+def _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes,
+                   stop):
     def fail(option, allowed, value):
         raise InvalidOption(f"W2SD option '{option}' must be {allowed}; got {value!r}")
 
@@ -145,6 +155,8 @@ def _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, r
         fail("weak_sigma", f"one of {', '.join(WEAK_SIGMAS)}", weak_sigma)
     if not (is_int(gap_probes) and gap_probes >= 0):
         fail("gap_probes", "an integer >= 0", gap_probes)
+    if stop is not None and not callable(stop):
+        fail("stop", "None or a callable stop(step, sigma) -> bool", stop)
 
 
 def _probed(steps: Sequence[int], probes: int) -> set:
@@ -167,6 +179,7 @@ def wrap_sampler(
     weak_sigma: str = "start",
     gap_probes: int = 0,
     joint: Optional[JointDenoiser] = None,
+    stop: Optional[Callable[[int, torch.Tensor], bool]] = None,
 ) -> Callable:
     """Return `sampler` with a W2SD reflection before each chosen step.
 
@@ -191,6 +204,10 @@ def wrap_sampler(
                   their condition: one batched call). It must return what `strong` and `weak`
                   would, to float rounding; 'next'/'current' ignore it (the models read different
                   points there).
+    stop          None, or stop(step, sigma) -> bool, asked right before each reflection: True
+                  ends the reflections there (the rest of the schedule runs as one sampler call,
+                  unreflected). For a caller whose model changes in the middle of sampling (the
+                  WebUIs' refiner): reflections must never run on the new model.
 
     The result has the sampler's signature, shows every step number to `callback` once and in
     order, keeps ancestral and SDE noise continuous over the whole schedule, and stores a
@@ -201,7 +218,8 @@ def wrap_sampler(
     name = getattr(sampler, "__name__", repr(sampler))
     signature = inspect.signature(sampler)
     schedule_kind = _schedule_kind(signature, name)
-    _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes)
+    _check_options(weak, strong, joint, reflect_steps, sigma_window, strength, reflections, weak_sigma, gap_probes,
+                   stop)
     brownian = _builds_brownian_noise(sampler) if "noise_sampler" in signature.parameters else None
     model_name, x_name = list(signature.parameters)[:2]
 
@@ -226,23 +244,16 @@ def wrap_sampler(
             sigmas = schedule.sigmas
             arguments["noise_sampler"] = brownian(x, sigmas[sigmas > 0].min(), sigmas.max())
         probed, reflected = _probed(steps, gap_probes), set(steps)
-        caller_callback = arguments.get("callback")
+        run = _Runs(sampler, signature, x_name, arguments, schedule, model, extra_args)
 
         with tqdm(total=n_steps, disable=arguments.get("disable")) as bar:
             for start, end in segments(n_steps, steps):
                 if start in reflected:
+                    if stop is not None and stop(start, schedule.sigmas[start]):
+                        report.reflected_steps = [i for i in steps if i < start]
+                        return run(x, start, n_steps, bar)
                     x = reflector.step(x, schedule.sigmas, start, reflect_with, extra_args, report, start in probed)
-                callback = _shifted_callback(caller_callback, start, bar)
-                if _is_lone_final_step(schedule.sigmas, start, end):
-                    x = _final_denoise(model, x, schedule.sigmas[start], extra_args, callback)
-                    continue
-                run = dict(arguments, **schedule.run_arguments(start, end))
-                run[x_name] = x
-                if "callback" in run:
-                    run["callback"] = callback
-                if "disable" in run:
-                    run["disable"] = True  # one progress bar for the whole schedule, not one per run
-                x = _call(sampler, signature, run)
+                x = run(x, start, end, bar)
         return x
 
     wrapped.__signature__ = signature
@@ -276,6 +287,32 @@ class _Reflector:
                 report.measured.append((i, sigma, outcome.gap))
             probe = False  # one measurement per step is enough
         return x
+
+
+@dataclass
+class _Runs:
+    """One call of a wrapped sampler: runs the sampler itself over a range of the schedule's steps."""
+
+    sampler: Callable
+    signature: inspect.Signature
+    x_name: str
+    arguments: dict
+    schedule: object  # _SigmasSchedule or _DpmFastSchedule
+    model: Denoiser
+    extra_args: dict
+
+    def __call__(self, x, start: int, end: int, bar):
+        callback = _shifted_callback(self.arguments.get("callback"), start, bar)
+        sigmas = self.schedule.sigmas
+        if _is_lone_final_step(sigmas, start, end):
+            return _final_denoise(self.model, x, sigmas[start], self.extra_args, callback)
+        run = dict(self.arguments, **self.schedule.run_arguments(start, end))
+        run[self.x_name] = x
+        if "callback" in run:
+            run["callback"] = callback
+        if "disable" in run:
+            run["disable"] = True  # one progress bar for the whole schedule, not one per run
+        return _call(self.sampler, self.signature, run)
 
 
 def _is_lone_final_step(sigmas, start: int, end: int) -> bool:

@@ -279,6 +279,46 @@ def test_schedule_not_ending_at_zero_reflects_every_step():
     assert wrapped.last_report.reflected_steps == list(range(7))
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_stop_ends_the_reflections_and_the_rest_runs_as_one_sampler_call(name):
+    """A caller whose model changes mid-sampling (the WebUIs' refiner) stops the reflections at a
+    step: nothing is reflected from there, the sampler runs the rest of the schedule in one call.
+    For samplers without a history that is exactly the run reflecting only the steps before."""
+    asked, seen = [], []
+
+    def stop(i, sigma):
+        asked.append((i, float(sigma)))
+        return i == 3
+
+    model, weak = Counting(STRONG.denoise), Counting(WEAK.denoise)
+    stopped, wrapped = sample(name, model, weak, n=64, reflect_steps=8, stop=stop,
+                              callback=lambda d: seen.append(d["i"]))
+    levels = [float(s) for s in _levels(name)]
+    assert asked == [(i, levels[i]) for i in range(4)]  # before each reflection, never after the stop
+    assert wrapped.last_report.reflected_steps == [0, 1, 2] and weak.calls == 3
+    assert seen == list(range(len(levels) - 1))
+    first_three, _ = sample(name, STRONG.denoise, WEAK.denoise, n=64, reflect_steps=3)
+    if not is_multistep(name):
+        assert torch.equal(stopped, first_three)
+    else:  # the history restarts at the stop; the reflected part is the same
+        assert torch.isfinite(stopped).all()
+
+
+def _levels(name):
+    """The step levels sample() runs for `name` (DPM fast: its own grid)."""
+    fn, fixed = sampler_function(name)
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    if is_fixed_range(name):
+        return lib_w2sd.sampler.schedule_sigmas(fn, None, x, float(SIGMAS[-2]), float(SIGMAS[0]), DPM_FAST_NFE)
+    return lib_w2sd.sampler.schedule_sigmas(fn, None, x, SIGMAS)
+
+
+def test_stop_at_the_first_step_is_the_plain_sampler():
+    plain, _ = sample("DPM++ 2M", STRONG.denoise, n=64)
+    stopped, wrapped = sample("DPM++ 2M", STRONG.denoise, WEAK.denoise, n=64, stop=lambda i, sigma: True)
+    assert torch.equal(stopped, plain) and wrapped.last_report.reflected_steps == []
+
+
 def test_dpm_adaptive_is_refused_with_a_typed_error():
     with pytest.raises(lib_w2sd.UnsupportedSampler, match="DPM adaptive"):
         lib_w2sd.wrap_sampler(K.sample_dpm_adaptive, WEAK.denoise)
@@ -329,6 +369,7 @@ def test_wrapping_never_stacks():
         ({"gap_probes": -1}, "gap_probes"),
         ({"strong": "model"}, "strong"),
         ({"joint": "both"}, "joint"),
+        ({"stop": 3}, "stop"),
     ],
 )
 def test_bad_options_name_the_option(options, field):

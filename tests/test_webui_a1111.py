@@ -6,6 +6,7 @@ import pytest
 import torch
 from webui_patterns import (
     assert_only_weak_calls_see_the_weak_prompt,
+    check_sdxl_weak_conds_follow_size_and_crop,
     joint_tests,
     reflected_pattern,
 )
@@ -124,6 +125,20 @@ def test_lora_difference_switches_multipliers_and_restores_everything(webui):
     assert not torch.equal(result.latents, before.latents)
 
 
+def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
+    """The no-difference control of the LoRA kind: no functional mode, the image bit for bit."""
+    from modules import shared
+
+    webui.add_lora()
+    prompt = "a red cat <lora:style:0.8>"
+    plain = webui.generate(None, prompt=prompt)
+    seen = []
+    webui.observers.append(lambda call, p: seen.append(shared.opts.data.get("lora_functional")))
+    same = webui.generate({"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5}, prompt=prompt)
+    assert torch.equal(same.latents, plain.latents) and "barely differ" in same.infotext
+    assert not any(seen)
+
+
 def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):
     result = webui.generate({"enabled": True, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0})
     assert "no LoRA in the txt2img prompt" in result.processed.comments
@@ -141,21 +156,61 @@ def test_combined_kinds(webui):
     assert {c.lora for c in result.calls if c.role == "weak"} == {(-1.5,)}
 
 
-def test_sdxl_dict_conds(webui):
+# -- SDXL -----------------------------------------------------------------------------------------
+@pytest.fixture
+def sdxl(webui):
+    """An SDXL model loaded instead of the box's SD1.5 one (dict conds, size-conditioned vector)."""
     import tiny_sd
     from modules import shared
 
-    shared.sd_model = tiny_sd.TinySD(sdxl=True)
-    try:
-        plain = webui.generate(None)
-        shared.sd_model.unet.calls.clear()
-        result = webui.generate({**CFG1, "weak_prompt": "a dog"})
-        assert not torch.equal(plain.latents, result.latents)
-        assert isinstance(result.calls[0].text_cond, dict)
-        # per reflected step one joint call: cond, weak cond and uncond rows; then the sampler's own
-        assert shared.sd_model.unet.calls == [3, 2] * 3 + [2] * 3
-    finally:
-        shared.sd_model = webui.model
+    shared.sd_model = model = tiny_sd.TinySD(sdxl=True)
+    yield model
+    shared.sd_model = webui.model
+
+
+SDXL_SIZES = dict(width=32, height=48, enable_hr=True, hr_scale=1.5, hr_second_pass_steps=4, denoising_strength=0.5)
+
+
+def test_sdxl_dict_conds_in_one_joint_batch(webui, sdxl):
+    plain = webui.generate(None)
+    sdxl.unet.calls.clear()
+    result = webui.generate({**CFG1, "weak_prompt": "a dog"})
+    assert not torch.equal(plain.latents, result.latents)
+    assert set(result.calls[0].text_cond) == {"crossattn", "vector"}
+    # per reflected step one joint call: cond, weak cond and uncond rows; then the sampler's own
+    assert sdxl.unet.calls == [3, 2] * 3 + [2] * 3
+
+
+def test_sdxl_weak_prompts_get_the_webuis_own_conds_with_size_and_crop(webui, sdxl):
+    """sd_models_xl.py get_learned_conditioning: size from the pass's SdConditioning, crop from opts."""
+    check_sdxl_weak_conds_follow_size_and_crop(webui, SDXL_SIZES)
+
+
+def test_sdxl_weak_checkpoint(webui, sdxl, tmp_path):
+    import harness
+    import tiny_sd
+
+    from lib_w2sd.webui.adapters import checkpoint
+
+    harness.write_checkpoint(tmp_path / "weak.safetensors", tiny_sd.TinySD(seed=5, sdxl=True).unet)
+    webui.register_checkpoints(tmp_path)
+    plain = webui.generate(None)
+    sdxl.unet.calls.clear()  # the weak copy is made from the loaded UNet, its call log included
+    result = webui.generate({"enabled": True, "weak_checkpoint": "weak.safetensors", "reflect_steps": 0.5})
+    assert checkpoint.cache.entry.module.calls == [2, 2, 2] and "W2SD warning" not in result.infotext
+    assert not torch.equal(plain.latents, result.latents)
+    assert torch.equal(webui.generate(None).latents, plain.latents)
+
+
+def test_sdxl_refiner_reflects_the_base_part_with_the_bases_weak_conds(webui, sdxl, tmp_path):
+    refiner = webui.add_refiner(tmp_path, model=sdxl)
+    sdxl.cond_stage_model.encoded.clear()
+    plain = webui.generate(None, **REFINER)
+    result = webui.generate({**CFG1, "weak_prompt": "a dog", "reflect_steps": 1.0}, **REFINER)
+    assert switch_call(sdxl, result, refiner) == switch_call(sdxl, plain, refiner) == 3
+    assert {c.model for c in result.calls if c.role} == {sdxl}
+    assert "a dog" in sdxl.cond_stage_model.encoded and "a dog" not in refiner.cond_stage_model.encoded
+    assert "W2SD reflected: 3/6" in result.infotext
 
 
 # -- passes -------------------------------------------------------------------------------------
@@ -269,14 +324,119 @@ def test_unsupported_samplers_run_plain_with_a_warning(webui, sampler, why):
     assert why in result.processed.comments and why in result.infotext
 
 
-def test_refiner_runs_plain_with_a_warning(webui, tmp_path):
-    import harness
+# -- the refiner ----------------------------------------------------------------------------------
+REFINER = dict(refiner_checkpoint="refiner.safetensors", refiner_switch_at=0.5)
 
-    harness.write_checkpoint(tmp_path / "refiner.safetensors", webui.model.unet)
-    webui.register_checkpoints(tmp_path)
-    result = webui.generate(CFG1, refiner_checkpoint="refiner.safetensors", refiner_switch_at=0.5)
-    assert "refiner" in result.processed.comments
+
+def models_of_own_calls(result):
+    return [c.model for c in result.calls if c.role is None]
+
+
+def switch_call(base, result, refiner):
+    """The index of the sampler's own call that ran first on the refiner (all later ones did too)."""
+    models = models_of_own_calls(result)
+    switch = models.index(refiner)
+    assert set(models[:switch]) == {base} and set(models[switch:]) == {refiner}
+    return switch
+
+
+def assert_reflections_only_before_the_switch(webui, plain, result, base_steps, refiner):
+    """W2SD moved no part of the switch: it came at the same own call as without W2SD, every
+    reflection ran on the base, and only the base's steps reflected."""
+    assert switch_call(webui.model, result, refiner) == switch_call(webui.model, plain, refiner) > 0
+    extra = [c for c in result.calls if c.role is not None]
+    assert extra and all(c.model is webui.model for c in extra)
+    assert len({c.step for c in extra}) == base_steps
+
+
+@pytest.mark.parametrize("sampler, weak_sigma", [("Euler", "start"), ("Euler", "next"), ("DPM++ 2M", "start"),
+                                                 ("Heun", "current"), ("Euler a", "start")])
+def test_refiner_reflects_only_the_base_models_steps(webui, tmp_path, sampler, weak_sigma):
+    """A1111 switches by the call's noise level (ratio 0.6 at step 3 of 6): steps 0-2 run on the
+    base and reflect; 'next' puts a weak call of step 2 at step 3's level, which must not switch."""
+    refiner = webui.add_refiner(tmp_path)
+    plain = webui.generate(None, sampler_name=sampler, **REFINER)
+    w2sd = {**CFG1, "reflect_steps": 1.0, "weak_sigma": weak_sigma}
+    result = webui.generate(w2sd, sampler_name=sampler, **REFINER)
+    assert_reflections_only_before_the_switch(webui, plain, result, 3, refiner)
+    assert "W2SD reflected: 3/6" in result.infotext and "W2SD before refiner: 3/5" in result.infotext
+    assert "W2SD warning" not in result.infotext
+    asked_three = webui.generate({**w2sd, "reflect_steps": 3, "reflect_unit": "steps"}, sampler_name=sampler,
+                                 **REFINER)
+    assert torch.equal(result.latents, asked_three.latents)  # the cut is exactly "the first 3 steps"
+    assert "W2SD before refiner" not in asked_three.infotext  # nothing asked was left out
+    assert not torch.equal(result.latents, plain.latents)
+    after = webui.generate(None, sampler_name=sampler, **REFINER)
+    assert torch.equal(after.latents, plain.latents)
+
+
+@pytest.mark.parametrize("sampler, base_steps", [("Euler", 3), ("Heun", 3), ("DPM fast", 2)])
+def test_refiner_switching_by_sampling_steps(webui, tmp_path, sampler, base_steps):
+    """Setting 'switch to refiner by sampling steps': the ratio counts the sampler's own calls
+    (W2SD's never count). DPM fast's 3 steps take 2, 2 and 1 calls under W2SD (its third-order
+    step runs at second order before a reflection), so the switch comes in its second step's
+    second call; the estimate of one call per step misses that, and W2SD stops reflecting at the
+    third step by asking before it (the safety net)."""
+    webui.settings(refiner_switch_by_sample_steps=True)
+    refiner = webui.add_refiner(tmp_path)
+    plain = webui.generate(None, sampler_name=sampler, **REFINER)
+    result = webui.generate({**CFG1, "reflect_steps": 1.0}, sampler_name=sampler, **REFINER)
+    assert_reflections_only_before_the_switch(webui, plain, result, base_steps, refiner)
+    assert f"W2SD reflected: {base_steps}/" in result.infotext
+
+
+def test_refiner_from_the_first_step_reflects_nothing_with_a_warning(webui, tmp_path):
+    webui.add_refiner(tmp_path)
+    plain = webui.generate(None, refiner_checkpoint="refiner.safetensors", refiner_switch_at=0.0)
+    result = webui.generate(CFG1, refiner_checkpoint="refiner.safetensors", refiner_switch_at=0.0)
+    assert torch.equal(result.latents, plain.latents)
     assert set(result.roles()) == {None}
+    assert "the refiner takes over at the first step of the txt2img pass" in result.infotext
+    assert "W2SD reflected: 0/6" in result.infotext
+
+
+def test_refiner_reloads_the_base_for_each_batch_and_both_reflect(webui, tmp_path):
+    refiner = webui.add_refiner(tmp_path)
+    plain = webui.generate(None, n_iter=2, **REFINER)
+    result = webui.generate({**CFG1, "reflect_steps": 1.0}, n_iter=2, **REFINER)
+    assert models_of_own_calls(result) == models_of_own_calls(plain) == ([webui.model] * 3 + [refiner] * 3) * 2
+    assert [c.step for c in result.calls if c.role == "weak"] == [0, 1, 2] * 2
+
+
+def base_steps_of(result, hires: bool, base):
+    """Steps the base model started in one pass of a plain Euler run (one call per step)."""
+    return sum(1 for c in result.calls if c.role is None and c.hires == hires and c.model is base)
+
+
+@pytest.mark.parametrize("which", ["second pass", "first pass", "both passes"])
+def test_refiner_with_hires_fix_switches_in_the_pass_the_setting_names(webui, tmp_path, which):
+    """Setting 'Hires fix: which pass to enable refiner for'. A pass the refiner runs from its first
+    step (the hires pass after a first-pass switch) runs plain with a warning."""
+    webui.settings(hires_fix_refiner_pass=which)
+    webui.add_refiner(tmp_path)
+    w2sd = {**CFG1, "reflect_steps": 1.0, "hires": True, "hires_reflect_steps": 1.0}
+    options = dict(enable_hr=True, hr_second_pass_steps=8, denoising_strength=0.5, refiner_switch_at=0.7,
+                   refiner_checkpoint="refiner.safetensors")
+    plain = webui.generate(None, **options)
+    result = webui.generate(w2sd, **options)
+    first, second = base_steps_of(plain, False, webui.model), base_steps_of(plain, True, webui.model)
+    assert all(c.model is webui.model for c in result.calls if c.role is not None)
+    if which == "second pass":
+        assert first == 6 and 0 < second < 7
+        assert "W2SD reflected: 5/6" in result.infotext
+        assert f"W2SD hires reflected: {second}/8" in result.infotext
+        assert f"W2SD hires before refiner: {second}/7" in result.infotext
+    else:
+        assert 0 < first < 5 and second == 0
+        assert f"W2SD reflected: {first}/6" in result.infotext
+        assert "runs this whole pass" in result.infotext and "W2SD hires reflected" not in result.infotext
+        assert not any(c.role for c in result.calls if c.hires)
+
+
+def test_refiner_that_is_the_loaded_checkpoint_never_switches(webui, tmp_path):
+    webui.add_refiner(tmp_path)
+    result = webui.generate(CFG1, refiner_checkpoint="base.safetensors", refiner_switch_at=0.5)
+    assert "W2SD reflected: 3/6" in result.infotext and "refiner" not in result.infotext.lower()
 
 
 def test_api_dict_followed_by_the_uis_default_values(webui):

@@ -7,8 +7,10 @@ import pytest
 import torch
 from webui_patterns import (
     assert_only_weak_calls_see_the_weak_prompt,
+    check_sdxl_weak_conds_follow_size_and_crop,
     joint_tests,
     reflected_pattern,
+    same_conds,
 )
 
 STAND_IN = "stubs_forge"
@@ -145,14 +147,109 @@ def test_prompt_editing_timing_is_not_shifted_by_reflections(webui):
     assert [c.step for c in w2sd.calls if c.role == "weak"] == list(range(5))
 
 
-def test_sdxl_dict_conds(webui, tmp_path):
-    from harness import write_checkpoint
+# -- SDXL -----------------------------------------------------------------------------------------
+SDXL_SIZES = dict(width=32, height=48, enable_hr=True, hr_scale=1.5, hr_cfg=5.0, steps=4)
 
-    webui.reset(write_checkpoint(tmp_path / "xl.safetensors", seed=2, adm=16))
+
+def load_sdxl(webui, tmp_path):
+    from harness import SDXL_ADM, write_checkpoint
+
+    webui.reset(write_checkpoint(tmp_path / "xl.safetensors", seed=2, adm=SDXL_ADM))
     assert webui.model.is_sdxl
+
+
+def test_sdxl_dict_conds(webui, tmp_path):
+    load_sdxl(webui, tmp_path)
     result = webui.generate({**CFG1, "weak_prompt": "a dog", "strong_cfg": 5.0})
     assert "W2SD reflected: 3/6" in result.infotext and "W2SD warning" not in result.infotext
-    assert isinstance(result.calls[0].text_cond, dict)
+    assert set(result.calls[0].text_cond) == {"crossattn", "vector"}
+
+
+def test_sdxl_weak_prompts_get_the_webuis_own_conds_with_size_and_crop(webui, tmp_path):
+    """backend/diffusion_engine/sdxl.py get_learned_conditioning: size from the pass's SdConditioning,
+    crop from opts."""
+    load_sdxl(webui, tmp_path)
+    check_sdxl_weak_conds_follow_size_and_crop(webui, SDXL_SIZES)
+
+
+def test_sdxl_at_cfg_1_the_negative_prompt_w2sd_encodes_is_forges_own(webui, tmp_path):
+    """At CFG 1 Forge encodes no uncond; W2SD encodes the generation's negative prompt for a strong
+    CFG as Forge would at that CFG: an empty one gives zero text embeddings with the size vector."""
+    load_sdxl(webui, tmp_path)
+    result = webui.generate({**CFG1, "strong_cfg": 5.0}, negative_prompt="", width=32, height=48, cfg_scale=1.0)
+    reference = webui.generate(None, negative_prompt="", width=32, height=48, cfg_scale=5.0)
+    strong = [c.text_uncond for c in result.calls if c.role == "strong"]
+    own = reference.calls[0].text_uncond
+    assert strong and all(same_conds(u, own) for u in strong)
+    assert not own["crossattn"].any() and own["vector"][:, 8:].any()
+
+
+def test_sdxl_weak_checkpoint(webui, tmp_path):
+    from harness import SDXL_ADM
+
+    load_sdxl(webui, tmp_path)
+    webui.add_checkpoint("weak.safetensors", seed=5, adm=SDXL_ADM)
+    plain = webui.generate(None)
+    result = webui.generate({"enabled": True, "weak_checkpoint": "weak.safetensors", "reflect_steps": 0.5})
+    assert result.weak_unet_calls == [2, 2, 2] and "W2SD warning" not in result.infotext
+    assert not torch.equal(result.latents, plain.latents)
+    assert torch.equal(webui.generate(None).latents, plain.latents)
+
+
+# -- the refiner ----------------------------------------------------------------------------------
+REFINER = dict(refiner_checkpoint="refiner.safetensors", refiner_switch_at=0.5)
+
+
+def switch_call(result):
+    """The index of the sampler's own call that ran first on the refiner (all later ones did too)."""
+    files = [c.checkpoint for c in result.calls if c.role is None]
+    switch = files.index("refiner.safetensors")
+    assert set(files[:switch]) == {"strong.safetensors"} and set(files[switch:]) == {"refiner.safetensors"}
+    return switch
+
+
+@pytest.mark.parametrize("sampler, switch_at, base_steps", [("Euler", 0.5, 3), ("DPM++ 2M", 0.5, 3), ("Heun", 0.5, 3),
+                                                            ("DPM fast", 0.5, 2), ("DPM++ 2M", 0.35, 3)])
+def test_refiner_reflects_only_the_base_models_steps(webui, sampler, switch_at, base_steps):
+    """Forge switches by the count of the sampler's own calls (W2SD's never count), not by the noise
+    level as A1111 does (on DPM++ 2M's Karras schedule at 0.35 that would be one step earlier);
+    DPM fast's calls per step vary, W2SD stops reflecting by asking before each step."""
+    webui.add_refiner()
+    options = dict(REFINER, refiner_switch_at=switch_at, sampler_name=sampler)
+    plain = webui.generate(None, **options)
+    result = webui.generate({**CFG1, "reflect_steps": 1.0}, **options)
+    assert switch_call(result) == switch_call(plain) > 0
+    extra = [c for c in result.calls if c.role is not None]
+    assert extra and {c.checkpoint for c in extra} == {"strong.safetensors"}
+    assert len({c.step for c in extra}) == base_steps and f"W2SD reflected: {base_steps}/" in result.infotext
+    assert "W2SD before refiner" in result.infotext
+    after = webui.generate(None, **options)
+    assert torch.equal(after.latents, plain.latents)
+
+
+def test_refiner_with_every_kind_keeps_lora_and_weak_unet_on_the_base(webui):
+    webui.add_lora()
+    webui.add_checkpoint("weak.safetensors", seed=5)
+    webui.add_refiner()
+    w2sd = {**LORA, "weak_checkpoint": "weak.safetensors", "weak_cfg": 1.0, "weak_prompt": "a dog",
+            "reflect_steps": 1.0}
+    plain = webui.generate(None, prompt=LORA_PROMPT, **REFINER)
+    result = webui.generate(w2sd, prompt=LORA_PROMPT, **REFINER)
+    assert switch_call(result) == switch_call(plain) == 3
+    weak = [c for c in result.calls if c.role == "weak"]
+    assert len(weak) == 3 and all(c.unet == "weak" and c.checkpoint == "strong.safetensors" for c in weak)
+    assert "W2SD warning" not in result.infotext
+    assert torch.equal(webui.generate(None, prompt=LORA_PROMPT, **REFINER).latents, plain.latents)
+
+
+def test_refiner_in_the_hires_pass(webui):
+    webui.add_refiner()
+    options = dict(enable_hr=True, hr_scale=1.5, hr_cfg=5.0, steps=4, hr_second_pass_steps=6, denoising_strength=0.6,
+                   **REFINER)
+    result = webui.generate({**CFG1, "reflect_steps": 1.0, "hires": True, "hires_reflect_steps": 1.0}, **options)
+    assert "W2SD reflected: 3/4" in result.infotext  # the first pass has no switch ('second pass')
+    assert "W2SD hires before refiner" in result.infotext
+    assert {c.checkpoint for c in result.calls if c.role} == {"strong.safetensors"}
 
 
 # -- LoRA -----------------------------------------------------------------------------------------
@@ -239,6 +336,14 @@ def test_merged_dora_is_refused_with_a_clear_warning(webui):
     result = webui.generate(LORA, prompt="a red cat <lora:dora:0.8>")
     assert "DoRA" in result.infotext and "generated without W2SD" in result.infotext
     assert torch.equal(result.latents, plain.latents)
+
+
+def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
+    webui.add_lora()
+    plain = webui.generate(None, prompt=LORA_PROMPT)
+    same = webui.generate({"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5}, prompt=LORA_PROMPT)
+    assert torch.equal(same.latents, plain.latents) and "barely differ" in same.infotext
+    assert {c.lora for c in same.calls} == {None}
 
 
 def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterator, NamedTuple, Optional
 
 # The passes a backend reports, in the words the infotext and warnings use.
 TXT2IMG, HIRES, IMG2IMG = "txt2img", "hires", "img2img"
@@ -97,8 +97,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def pass_info(self, p) -> PassInfo:
         """Called in process_before_every_sampling, when p.sampler exists. `unsupported` is set
-        for samplers or set-ups W2SD runs plain (timestep samplers, DPM adaptive, LCM, the
-        refiner switch, ...)."""
+        for samplers or set-ups W2SD runs plain (timestep samplers, DPM adaptive, LCM, a pass
+        the refiner runs from its first step, ...)."""
 
     @abc.abstractmethod
     def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
@@ -121,12 +121,28 @@ class Backend(abc.ABC):
         restores the snapshot, so that a W2SD run that failed can be redone plain with the very
         noise a plain run would have drawn."""
 
+    # -- the refiner ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def steps_before_refiner(self, p, sigmas) -> Optional[int]:
+        """Called as the pass's sampler call starts, with the levels of its steps (step i from
+        sigmas[i] to sigmas[i + 1]): when the WebUI's refiner takes over in the middle of this pass,
+        the number of first steps whose own model call comes before the switch (by the WebUI's
+        own switch rule); None when no switch happens in this pass. Only those steps may reflect:
+        their reflections run on the generation's own model."""
+
+    @abc.abstractmethod
+    def refiner_due(self, p, sigma) -> bool:
+        """Asked before each reflection of a pass with a switch: True when the sampler's next own
+        call (at `sigma`) switches to the refiner, or it already did. The safety net behind
+        steps_before_refiner for samplers whose number of model calls per step varies."""
+
     # -- extra calls --------------------------------------------------------------------------
     @abc.abstractmethod
     def extra_call(self, p, role: str) -> ContextManager[None]:
         """Around one extra call: save and restore what the CFG denoiser changes per call
         (A1111: den.step, sampler.last_latent, state.current_latent, infotext keys it adds),
-        and set p.w2sd_extra_call = role."""
+        keep the refiner switch out of it (an extra call never triggers the switch), and set
+        p.w2sd_extra_call = role."""
 
     @abc.abstractmethod
     def cond_only(self, p) -> ContextManager[bool]:
@@ -158,8 +174,8 @@ class Backend(abc.ABC):
 
     # -- LoRA -----------------------------------------------------------------------------------
     @abc.abstractmethod
-    def prompt_loras(self, p) -> List[str]:
-        """Names of the LoRAs the prompt activated for the current pass (empty: none)."""
+    def prompt_loras(self, p) -> Dict[str, float]:
+        """The LoRAs the prompt activated for the current pass: name -> UNet multiplier (empty: none)."""
 
     @abc.abstractmethod
     def lora_session(self, p) -> ContextManager[None]:

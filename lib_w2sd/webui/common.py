@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import W2SDError
 from ..params import W2SDParams
-from ..sampler import wrap_sampler
+from ..sampler import schedule_sigmas, wrap_sampler
+from ..schedule import reflected_steps
 from . import rows
 from .base import HIRES, STRONG, WEAK, Backend, PassInfo, Variant
 from .surface import settings
@@ -49,6 +50,7 @@ class Run:
     settings_error: Optional[Exception] = None  # bad settings: no pass of this generation reflects
     warnings: List[str] = field(default_factory=list)
     reflected: Dict[str, str] = field(default_factory=dict)  # pass kind -> "reflected/total"
+    before_refiner: Dict[str, str] = field(default_factory=dict)  # pass kind -> "reflected/asked", cut by the refiner
     gaps: Dict[str, Tuple[float, Optional[float]]] = field(default_factory=dict)  # pass kind -> (mean, high)
     unets: Dict[str, Any] = field(default_factory=dict)  # weak checkpoint name -> handle
 
@@ -136,8 +138,10 @@ def _variants(p, run: Run, info: PassInfo):
         conds = backend.encode_conds(p, params.weak_prompt, params.weak_negative_prompt)
     lora_weak = lora_strong = None
     if "lora" in kinds:
-        if backend.prompt_loras(p):
-            lora_weak, lora_strong = params.weak_lora_multiplier, params.strong_lora_multiplier
+        own = backend.prompt_loras(p)
+        if own:
+            lora_weak = _lora_difference(params.weak_lora_multiplier, own)
+            lora_strong = _lora_difference(params.strong_lora_multiplier, own)
         else:
             _warn(p, run, f"no LoRA in the {info.kind} prompt: the LoRA difference is left out")
     unet = None
@@ -158,6 +162,12 @@ def _variants(p, run: Run, info: PassInfo):
     strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong,
                      controlnet_multiplier=control_strong)
     return weak, strong
+
+
+def _lora_difference(multiplier: Optional[float], own: Dict[str, float]) -> Optional[float]:
+    """The multiplier a call runs the prompt's LoRAs at, or None when that is no difference: every
+    LoRA already runs at it (the call then runs the model as the sampler does, bit for bit)."""
+    return None if multiplier is None or all(m == multiplier for m in own.values()) else multiplier
 
 
 def make_denoiser(backend: Backend, p, variant: Variant) -> Callable:
@@ -244,15 +254,20 @@ def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, str
         sigmas = arguments.get("sigmas")
         n_steps = len(sigmas) - 1 if sigmas is not None else int(arguments.get("n", 0))
         rng_state = backend.sampling_state(p)
+        asked, before_refiner = params.steps_for(n_steps, hires=hires), None
         try:
+            levels = schedule_sigmas(original, *args, **kwargs)
+            before_refiner = backend.steps_before_refiner(p, levels)  # None: no refiner switch in this pass
+            stop = None if before_refiner is None else lambda i, sigma: backend.refiner_due(p, sigma)
             with contextlib.ExitStack() as stack:
                 if weak.lora_multiplier is not None or strong.lora_multiplier is not None:
                     stack.enter_context(backend.lora_session(p))
                 wrapped = wrap_sampler(
                     original, make_denoiser(backend, p, weak), strong=make_denoiser(backend, p, strong),
                     joint=make_joint_denoiser(backend, p, strong, weak),
-                    reflect_steps=params.steps_for(n_steps, hires=hires), strength=params.strength,
-                    reflections=params.reflections, weak_sigma=params.weak_sigma, gap_probes=1,
+                    reflect_steps=asked if before_refiner is None else min(asked, before_refiner),
+                    strength=params.strength, reflections=params.reflections, weak_sigma=params.weak_sigma,
+                    gap_probes=1, stop=stop,
                 )
                 result = wrapped(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - W2SD's own failure; interrupts (BaseException) pass
@@ -265,6 +280,8 @@ def _guarded(p, run: Run, info: PassInfo, original: Callable, weak: Variant, str
             backend.release_unets(generation_ended=False)
         report = wrapped.last_report
         run.reflected[info.kind] = f"{len(report.reflected_steps)}/{n_steps}"
+        if before_refiner is not None:
+            _note_refiner(p, run, info.kind, len(report.reflected_steps), len(reflected_steps(levels, asked)))
         if report.gap is not None:
             run.gaps[info.kind] = (report.gap, report.gap_high)
             _check_gap(p, run, info.kind)
@@ -307,6 +324,17 @@ def _warn(p, run: Run, message: str) -> None:
     p.extra_generation_params[WARNING_KEY] = "; ".join(run.warnings)
 
 
+def _note_refiner(p, run: Run, kind: str, reflected: int, asked: int) -> None:
+    """The refiner took over in this pass and the reflections stopped at the switch: say so when
+    that left out some of the `asked` steps (those W2SD would have reflected without the refiner);
+    warn when it left nothing."""
+    if reflected < asked:
+        run.before_refiner[kind] = f"{reflected}/{asked}"
+    if reflected == 0 and asked > 0:
+        _warn(p, run, f"the refiner takes over at the first step of the {kind} pass: nothing was reflected "
+                      "(W2SD reflects only the steps before the refiner switch; switch later to reflect)")
+
+
 def _check_gap(p, run: Run, kind: str) -> None:
     """Warn when the weak model does not differ from the strong one where it matters."""
     mean, high = run.gaps[kind]
@@ -320,10 +348,13 @@ def _check_gap(p, run: Run, kind: str) -> None:
 
 def _write_diagnostics(p, run: Run) -> None:
     """Infotext keys per pass: "W2SD reflected" (reflected/total steps), "W2SD gap" (mean over the
-    reflected steps) and "W2SD gap high" (over those at sigma >= 1); the hires pass's keys say
+    reflected steps), "W2SD gap high" (over those at sigma >= 1) and, when the refiner switch left
+    out asked steps, "W2SD before refiner" (reflected/asked); the hires pass's keys say
     "W2SD hires ...". Diagnostics only: pasting an infotext does not read them."""
     for kind, text in run.reflected.items():
         p.extra_generation_params[_key(kind, "reflected")] = text
+    for kind, text in run.before_refiner.items():
+        p.extra_generation_params[_key(kind, "before refiner")] = text
     for kind, (mean, high) in run.gaps.items():
         p.extra_generation_params[_key(kind, "gap")] = f"{mean:.4g}"
         if high is not None:

@@ -30,9 +30,12 @@ class Call:
 
     role: Any  # None (the sampler's own call), "weak" or "strong"
     step: int  # den.step: the index prompt editing used
-    text_cond: torch.Tensor
+    text_cond: Any  # a tensor, or SDXL's dict {crossattn, vector}
     lora: tuple  # unet multipliers of the loaded LoRAs
     unet_index: int = 0  # UNet calls made before this call
+    model: Any = None  # shared.sd_model during the call (the refiner after the switch)
+    text_uncond: Any = None
+    hires: bool = False  # a call of the hires pass
 
 
 @dataclass
@@ -74,6 +77,8 @@ class WebUI:
         shared.state.begin()
         shared.sd_model = self.model
         self.model.model.diffusion_model = self.model.unet  # in case a test failed mid-swap
+        self.model.sd_checkpoint_info = tiny_sd.CheckpointInfo()
+        sd_models.loadable.clear()
         self.model.unet.calls.clear()
         self.model.cond_stage_model.encoded.clear()
         processing.StableDiffusionProcessing.cached_c = [None, None]
@@ -116,7 +121,8 @@ class WebUI:
         p = den.p
         nets = tuple(net.unet_multiplier for net in networks.loaded_networks)
         # the model's own UNet (a weak checkpoint's call runs with another one swapped in)
-        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets, len(self._unet.calls))
+        call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, nets, len(self._unet.calls),
+                    shared.sd_model, params.text_uncond, bool(p.is_hr_pass))
         self._calls.append(call)
         for observe in self.observers:
             observe(call, p)
@@ -128,7 +134,7 @@ class WebUI:
         """One generation; `w2sd` is the API's named dict (None: W2SD off), `args` the raw list;
         `controlnet` the ControlNet units (a list, maybe empty; None: the extension not installed)."""
         shared.state.begin()
-        self._unet = self.model.unet
+        self._unet = shared.sd_model.unet  # the loaded model's (a test may load another than the box's)
         self._unet.calls.clear()
         self._calls = []
         self._clear_control_logs()
@@ -157,6 +163,23 @@ class WebUI:
 
     def register_checkpoints(self, directory):
         sd_models.list_models(str(directory))
+
+    def add_refiner(self, directory, model=None, seed=7):
+        """base.safetensors (the loaded model, `model` or the box's) and refiner.safetensors (another
+        TinySD of the same kind) in the WebUI's list, base selected, each loadable as its model (as
+        the real WebUI's cache of loaded models hands them back). Returns the refiner's model."""
+        base = model or self.model
+        refiner = tiny_sd.TinySD(seed=seed, sdxl=base.is_sdxl)
+        write_checkpoint(directory / "base.safetensors", base.unet)
+        write_checkpoint(directory / "refiner.safetensors", refiner.unet)
+        self.register_checkpoints(directory)
+        for name, loaded in (("base.safetensors", base), ("refiner.safetensors", refiner)):
+            info = sd_models.checkpoint_aliases[name]
+            sd_models.loadable[info.filename] = loaded
+            loaded.sd_checkpoint_info = info
+        shared.opts.data["sd_model_checkpoint"] = "base.safetensors"
+        shared.sd_model = base
+        return refiner
 
 
 def write_checkpoint(path, unet: torch.nn.Module, extra_keys=True):

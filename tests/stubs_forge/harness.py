@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(ROOT, "scripts", "w2sd.py")
 DEFAULTS = dict(prompt="a red cat", negative_prompt="blurry", steps=6, seed=1, cfg_scale=7.0, width=32, height=32)
 UNET = "model.diffusion_model."
+SDXL_ADM = 8 + 6 * 4  # an SDXL checkpoint's label layer: pooled text (8) + 6 size numbers x SIZE_EMBED (sd15.py)
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Call:
     lora: Optional[float]  # the LoRA multiplier W2SD set for the call (None: the prompt's own)
     hr_cfg: Optional[float]  # p.hr_cfg during a hires call (the scale Forge uses there)
     unet_index: int = 0  # strong-UNet calls made before this call
+    checkpoint: str = ""  # the file name of the loaded checkpoint (the refiner's after the switch)
+    text_uncond: Any = None
+    hires: bool = False  # a call of the hires pass
 
 
 @dataclass
@@ -155,6 +159,7 @@ class WebUI:
         sd_models.checkpoint_aliases.clear()
         info = sd_models.CheckpointInfo(checkpoint or self.strong_path)
         info.register()
+        shared.opts.data["sd_model_checkpoint"] = info.title  # the WebUI's selected checkpoint
         sd_models.model_data.forge_loading_parameters = dict(checkpoint_info=info)
         sd_models.model_data.forge_hash = ""
         sd_models.forge_model_reload()
@@ -212,7 +217,8 @@ class WebUI:
         hires = getattr(p, "is_hr_pass", False)
         call = Call(getattr(p, "w2sd_extra_call", None), den.step, params.text_cond, unet,
                     session.multiplier if session is not None else None, p.hr_cfg if hires else None,
-                    len(self.strong_unet.calls))
+                    len(self.strong_unet.calls), shared.sd_model.sd_checkpoint_info.name, params.text_uncond,
+                    bool(hires))
         self._calls.append(call)
         for observe in self.observers:
             observe(call, p)
@@ -252,6 +258,11 @@ class WebUI:
     def add_lora(self, name="style", **kwargs):
         networks.available_networks[name] = write_lora(os.path.join(self.dir, f"{name}.safetensors"), **kwargs)
         return networks.available_networks[name]
+
+    def add_refiner(self, **kwargs):
+        """refiner.safetensors in the WebUI's list, of the loaded model's kind (`kwargs` as for
+        write_checkpoint; the strong one is strong.safetensors)."""
+        return self.add_checkpoint("refiner.safetensors", seed=7, **kwargs)
 
     def add_checkpoint(self, filename, **kwargs):
         """Write a checkpoint into the models folder and register it in the WebUI's list."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from typing import Iterator, List
+from typing import Dict, Iterator
 
 import torch
 from modules import devices, shared
@@ -81,9 +81,9 @@ class A1111Backend(FamilyBackend):
         module = sys.modules.get("networks")
         return module if hasattr(module, "loaded_networks") else None
 
-    def prompt_loras(self, p) -> List[str]:
+    def prompt_loras(self, p) -> Dict[str, float]:
         networks = self._networks()
-        return [net.name for net in networks.loaded_networks] if networks else []
+        return {net.name: net.unet_multiplier for net in networks.loaded_networks} if networks else {}
 
     @contextlib.contextmanager
     def lora_session(self, p) -> Iterator[None]:

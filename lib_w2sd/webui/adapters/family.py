@@ -10,7 +10,14 @@ touches them here (checked against A1111 v1.10.1 82a973c0 and Forge dfdcbab6):
 - modules/processing.py: `p.rng` (ImageRNG) draws the sampler's noise; `p.comment` shows a
   message under the image; `p.get_conds_with_caching` encodes prompts with the WebUI's cache.
 - modules/prompt_parser.py: SdConditioning, get_(multicond_)learned_conditioning.
-- modules/sd_models.py: get_closet_checkpoint_match (names from the WebUI's own list only).
+- modules/sd_models.py: get_closet_checkpoint_match (names from the WebUI's own list only),
+  select_checkpoint (the generation's own checkpoint, also while the refiner is loaded).
+- modules/sd_samplers_common.py apply_refiner (A1111 158-202, Forge 166-211), run at the start of
+  every CFG denoiser call: once the pass's completed ratio reaches p.refiner_switch_at, it loads
+  the refiner checkpoint, re-encodes p's conds and points the denoiser at the new model; which
+  passes may switch follows opts.hires_fix_refiner_pass. The ratio is the call's noise level
+  (A1111's default) or the count of the sampler's own calls so far over total_steps (A1111's
+  option refiner_switch_by_sample_steps; always on Forge): see _completed_ratio.
 
 `a1111.A1111Backend` and `forge.ForgeBackend` both derive from FamilyBackend and add the
 answers that differ (uncond skipping, LoRA switching, the second UNet, Forge's hires CFG).
@@ -22,8 +29,9 @@ import contextlib
 import copy
 import inspect
 import sys
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Optional
 
+import torch
 from modules import extra_networks, processing, prompt_parser, sd_models, sd_samplers, shared
 from modules.sd_samplers_kdiffusion import KDiffusionSampler
 
@@ -61,8 +69,10 @@ class FamilyBackend(Backend):
         parameters = inspect.signature(getattr(sampler.func, "w2sd_original", sampler.func)).parameters
         if "sigmas" not in parameters and not {"sigma_min", "sigma_max", "n"} <= set(parameters):
             return f"the sampler {name!r} chooses its steps as it goes; W2SD needs a fixed schedule"
-        if getattr(p, "refiner_checkpoint_info", None) is not None:
-            return "the refiner switches models in the middle of sampling"
+        refiner = _refiner(p)
+        if refiner is not None and shared.sd_model.sd_checkpoint_info is refiner:
+            return (f"the refiner {refiner.short_title!r} runs this whole pass (it took over in the first pass); "
+                    "W2SD reflects only steps of the generation's own checkpoint")
         return None
 
     def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
@@ -95,6 +105,37 @@ class FamilyBackend(Backend):
 
         return restore
 
+    # -- the refiner ------------------------------------------------------------------------
+    def steps_before_refiner(self, p, sigmas: torch.Tensor) -> Optional[int]:
+        if not _refiner_may_switch(p):
+            return None
+        # The WebUI's own count of calls: total_steps doubles for second-order samplers
+        # (sd_samplers_common.py SamplerData.total_steps), whose steps but the last take two calls.
+        config = getattr(p.sampler, "config", None)
+        per_step = 2 if config is not None and config.options.get("second_order", False) else 1
+        for i in range(len(sigmas) - 1):
+            if _switches(p, self._completed_ratio(p, sigmas[i], calls=i * per_step)):
+                return i
+        return len(sigmas) - 1
+
+    def refiner_due(self, p, sigma) -> bool:
+        refiner = _refiner(p)
+        if refiner is not None and shared.sd_model.sd_checkpoint_info is refiner:
+            return True  # it took over already
+        den = p.sampler.model_wrap_cfg
+        return _refiner_may_switch(p) and _switches(p, self._completed_ratio(p, sigma, calls=den.step))
+
+    def _completed_ratio(self, p, sigma, calls: int) -> float:
+        """apply_refiner's completed ratio for a call at noise level `sigma` after `calls` of the
+        sampler's own calls (A1111 sd_samplers_common.py:159-169: by the call's timestep unless
+        opts.refiner_switch_by_sample_steps)."""
+        den = p.sampler.model_wrap_cfg
+        if shared.opts.refiner_switch_by_sample_steps:
+            return calls / den.total_steps
+        sigmas = den.inner_model.sigmas
+        timestep = int(torch.argmin(torch.abs(sigmas - float(sigma))))
+        return (999 - timestep) / 1000
+
     # -- extra calls ------------------------------------------------------------------------
     # Infotext keys A1111's denoiser writes when it skips the uncond batch (ours must not leave them).
     _SKIP_KEYS = ("Skip Early CFG", "NGMS", "NGMS all steps")
@@ -107,6 +148,9 @@ class FamilyBackend(Backend):
             stack.enter_context(self.restoring_attributes(sampler, "last_latent"))
             stack.enter_context(self.restoring_attributes(shared.state, "current_latent"))
             stack.enter_context(self.restoring_keys(p.extra_generation_params, *self._SKIP_KEYS))
+            # apply_refiner runs in every denoiser call: an extra call must never be the one that switches
+            stack.enter_context(self.restoring_attributes(p, "refiner_checkpoint_info"))
+            p.refiner_checkpoint_info = None
             p.w2sd_extra_call = role
             try:
                 yield
@@ -183,3 +227,28 @@ def _same_token_counts(*conds) -> bool:
 def is_hires(p) -> bool:
     """The pass about to sample is the hires-fix second pass."""
     return bool(getattr(p, "is_hr_pass", False))
+
+
+def _refiner(p):
+    """The refiner's CheckpointInfo, or None: no refiner, or the generation's own checkpoint (which
+    apply_refiner never switches to)."""
+    info = getattr(p, "refiner_checkpoint_info", None)
+    return None if info is None or info is sd_models.select_checkpoint() else info
+
+
+def _refiner_may_switch(p) -> bool:
+    """apply_refiner may load the refiner in this pass (A1111 sd_samplers_common.py:177-190, Forge
+    174-187): it is not loaded yet, and opts.hires_fix_refiner_pass allows this pass."""
+    refiner = _refiner(p)
+    if refiner is None or shared.sd_model.sd_checkpoint_info is refiner:
+        return False
+    if getattr(p, "enable_hr", False):
+        which = shared.opts.hires_fix_refiner_pass
+        if (which == "first pass" and is_hires(p)) or (which == "second pass" and not is_hires(p)):
+            return False
+    return True
+
+
+def _switches(p, completed_ratio: float) -> bool:
+    """apply_refiner's threshold; without a switch point it switches at the first call."""
+    return p.refiner_switch_at is None or completed_ratio >= p.refiner_switch_at

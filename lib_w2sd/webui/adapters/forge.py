@@ -30,6 +30,9 @@ prompt encoding) and answers differently where Forge differs:
   the patcher the call runs, scaled or removed for the call.
 - The hires pass runs process_before_every_sampling twice (processing.py:1510, 1522) with a
   forge_objects reset between: nothing here lives on forge_objects between hook and sampling.
+- Refiner. Forge's apply_refiner switches by the count of the sampler's own calls only
+  (sd_samplers_common.py:166-171), then reloads the whole engine (forge_model_reload) and
+  re-activates the prompt's LoRAs on it: W2SD's LoRA switch and weak UNet stay on the base model.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator
 
 import torch
 from modules import shared
@@ -101,6 +104,11 @@ class ForgeBackend(FamilyBackend):
 
         return restore
 
+    def _completed_ratio(self, p, sigma, calls: int) -> float:
+        """Forge's apply_refiner counts the sampler's own calls, whatever the noise level
+        (sd_samplers_common.py:167)."""
+        return calls / p.sampler.model_wrap_cfg.total_steps
+
     # -- extra calls ------------------------------------------------------------------------
     @contextlib.contextmanager
     def extra_call(self, p, role: str) -> Iterator[None]:
@@ -134,9 +142,9 @@ class ForgeBackend(FamilyBackend):
         p.__dict__.setdefault(UNCOND_ATTR, {})[hires] = self.encode(p, list(negatives), negative=True)
 
     # -- LoRA -------------------------------------------------------------------------------
-    def prompt_loras(self, p) -> List[str]:
+    def prompt_loras(self, p) -> Dict[str, float]:
         sd_model = shared.sd_model
-        return forge_lora.lora_names(forge_lora.prompt_lora_patches(sd_model, sd_model.forge_objects.unet))
+        return forge_lora.lora_multipliers(forge_lora.prompt_lora_patches(sd_model, sd_model.forge_objects.unet))
 
     @contextlib.contextmanager
     def lora_session(self, p) -> Iterator[None]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, Tuple
 
 import torch
 
@@ -47,9 +47,10 @@ def prompt_lora_patches(sd_model, unet_patcher) -> Dict[tuple, dict]:
     return {key: patches for key, patches in unet_patcher.lora_patches.items() if key not in base}
 
 
-def lora_names(patch_sets: Dict[tuple, dict]) -> List[str]:
-    """The name of each LoRA, from its patch-set key (filename, strength, strength_model, online)."""
-    return [_name(key[0]) for key in patch_sets]
+def lora_multipliers(patch_sets: Dict[tuple, dict]) -> Dict[str, float]:
+    """Name -> UNet multiplier of each LoRA, from its patch-set key (filename, strength, strength_model,
+    online)."""
+    return {_name(key[0]): key[1] for key in patch_sets}
 
 
 def _name(filename) -> str:

@@ -188,6 +188,8 @@ def process_images_inner(p):
             if state.interrupted or state.stopping_generation:
                 break
 
+            sd_models.reload_model_weights()  # model can be changed for example by refiner (P:941)
+
             p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
             p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
             p.seeds = p.all_seeds[n * p.batch_size:(n + 1) * p.batch_size]

@@ -1,11 +1,14 @@
 """Stand-in for modules/sd_models.py (A1111 v1.10.1, 82a973c0): the checkpoint list
 (CheckpointInfo, checkpoints_list by title, checkpoint_aliases by every id),
-get_closet_checkpoint_match, checkpoint_tiles, model_hash; model (re)loading is a no-op here
-because the tests set shared.sd_model themselves."""
+get_closet_checkpoint_match, checkpoint_tiles, model_hash, select_checkpoint. Loading a
+checkpoint (reload_model_weights) makes shared.sd_model the model a test put in `loadable` for
+its file; for any other file it is a no-op (the tests set shared.sd_model themselves)."""
 
 import hashlib
 import os
 import re
+
+from modules import shared
 
 checkpoints_list = {}
 checkpoint_aliases = {}
@@ -76,8 +79,31 @@ def get_closet_checkpoint_match(search_string):
     return found[0] if found else None
 
 
+def select_checkpoint():
+    """sd_models.py:218-240: the checkpoint of opts.sd_model_checkpoint, else the list's first."""
+    checkpoint_info = checkpoint_aliases.get(shared.opts.sd_model_checkpoint, None)
+    if checkpoint_info is not None:
+        return checkpoint_info
+    if len(checkpoints_list) == 0:
+        raise FileNotFoundError("No checkpoints found.")
+    return next(iter(checkpoints_list.values()))
+
+
+# checkpoint filename -> the model loading it gives (a test's TinySD), as the real one's cache of
+# loaded models (reuse_model_from_already_loaded) would hand it back.
+loadable = {}
+
+
 def reload_model_weights(sd_model=None, info=None, forced_reload=False):
-    pass
+    """sd_models.py:940-1000: load `info` (default: select_checkpoint()) unless it is loaded."""
+    checkpoint_info = info or (select_checkpoint() if checkpoints_list else None)
+    model = loadable.get(getattr(checkpoint_info, "filename", None))
+    if model is None or model is shared.sd_model:
+        return shared.sd_model
+    model.sd_checkpoint_info = checkpoint_info
+    model.sd_model_checkpoint = checkpoint_info.filename
+    shared.sd_model = model
+    return model
 
 
 def apply_token_merging(sd_model, token_merging_ratio):

@@ -1,5 +1,5 @@
 """Stand-in for modules/sd_samplers_cfg_denoiser.py (A1111 v1.10.1, 82a973c0): CFGDenoiser.forward
-with the real order of things: interrupt check, refiner, conds picked by the call counter
+with the real order of things: interrupt check, refiner (update_inner_model), conds picked by the call counter
 `self.step` (prompt editing), cfg_denoiser callbacks, skip-early-CFG / NGMS skipping the
 uncond batch, one batched UNet call (cond rows then uncond rows), combine_denoised, the
 inpainting blend (with on_mask_blend), sampler.last_latent, store_latent, step += 1.
@@ -44,6 +44,13 @@ class CFGDenoiser(torch.nn.Module):
     @property
     def inner_model(self):
         raise NotImplementedError()
+
+    def update_inner_model(self):
+        """CD:93-98: after the refiner loads, the inner model is rebuilt and the conds re-read."""
+        self.model_wrap = None
+        c, uc = self.p.get_conds()
+        self.sampler.sampler_extra_args["cond"] = c
+        self.sampler.sampler_extra_args["uncond"] = uc
 
     def combine_denoised(self, x_out, conds_list, uncond, cond_scale):
         denoised_uncond = x_out[-uncond.shape[0]:]

@@ -1,14 +1,15 @@
 """Stand-in for modules/sd_samplers_common.py (A1111 v1.10.1, 82a973c0): SamplerData,
-setup_img2img_steps, store_latent, InterruptedException (a BaseException), apply_refiner,
-TorchHijack, and the Sampler base class (callback_state, launch_sampling, initialize,
+setup_img2img_steps, store_latent, InterruptedException (a BaseException), apply_refiner (as
+it is), TorchHijack, and the Sampler base class (callback_state, launch_sampling, initialize,
 create_noise_sampler) with the real logic of each, minus live previews."""
 
 import inspect
 from collections import namedtuple
 
 import k_diffusion.sampling
+import torch
 
-from modules import shared
+from modules import devices, sd_models, shared
 from modules.shared import opts, state
 
 SamplerDataTuple = namedtuple("SamplerData", ["name", "constructor", "aliases", "options"])
@@ -38,16 +39,47 @@ class InterruptedException(BaseException):
     pass
 
 
+def switch_now(cfg_denoiser, completed_ratio):
+    """apply_refiner's rules (lines 171-193; Forge's 168-190 are the same): the refiner to load
+    now, with its infotext keys written, or None."""
+    refiner_switch_at = cfg_denoiser.p.refiner_switch_at
+    refiner_checkpoint_info = cfg_denoiser.p.refiner_checkpoint_info
+    if refiner_switch_at is not None and completed_ratio < refiner_switch_at:
+        return None
+    if refiner_checkpoint_info is None or shared.sd_model.sd_checkpoint_info == refiner_checkpoint_info:
+        return None
+    if getattr(cfg_denoiser.p, "enable_hr", False):
+        is_second_pass = cfg_denoiser.p.is_hr_pass
+        if opts.hires_fix_refiner_pass == "first pass" and is_second_pass:
+            return None
+        if opts.hires_fix_refiner_pass == "second pass" and not is_second_pass:
+            return None
+        if opts.hires_fix_refiner_pass != "second pass":
+            cfg_denoiser.p.extra_generation_params["Hires refiner"] = opts.hires_fix_refiner_pass
+    cfg_denoiser.p.extra_generation_params["Refiner"] = refiner_checkpoint_info.short_title
+    cfg_denoiser.p.extra_generation_params["Refiner switch at"] = refiner_switch_at
+    return refiner_checkpoint_info
+
+
 def apply_refiner(cfg_denoiser, sigma=None):
-    """The real one reloads the refiner checkpoint mid-sampling once the ratio is reached; the
-    stand-in only records that it would have (W2SD runs plain when a refiner is set)."""
-    p = cfg_denoiser.p
-    if getattr(p, "refiner_checkpoint_info", None) is None:
+    """sd_samplers_common.py:158-202, as it is: in every CFG denoiser call, the completed ratio (by
+    the call's timestep, or by the call count) decides whether to load the refiner now."""
+    if opts.refiner_switch_by_sample_steps or sigma is None:
+        completed_ratio = cfg_denoiser.step / cfg_denoiser.total_steps
+        cfg_denoiser.p.extra_generation_params["Refiner switch by sampling steps"] = True
+    else:
+        timestep = torch.argmin(torch.abs(cfg_denoiser.inner_model.sigmas.to(sigma.device) - torch.max(sigma)))
+        completed_ratio = (999 - timestep) / 1000
+
+    refiner_checkpoint_info = switch_now(cfg_denoiser, completed_ratio)
+    if refiner_checkpoint_info is None:
         return False
-    completed_ratio = cfg_denoiser.step / cfg_denoiser.total_steps
-    if completed_ratio >= p.refiner_switch_at:
-        p.extra_generation_params["Refiner"] = p.refiner_checkpoint_info.short_title
-    return False
+    with sd_models.SkipWritingToConfig():
+        sd_models.reload_model_weights(info=refiner_checkpoint_info)
+    devices.torch_gc()
+    cfg_denoiser.p.setup_conds()
+    cfg_denoiser.update_inner_model()
+    return True
 
 
 class TorchHijack:

@@ -31,6 +31,10 @@ _defaults = {
     "hires_fix_use_firstpass_conds": False,
     "sd_model_checkpoint": None,
     "emphasis": "Original",
+    "sdxl_crop_top": 0,
+    "sdxl_crop_left": 0,
+    "hires_fix_refiner_pass": "second pass",
+    "refiner_switch_by_sample_steps": False,
 }
 opts = Options({key: OptionInfo(value) for key, value in _defaults.items()})
 

@@ -89,6 +89,10 @@ def process_images_inner(p):
     p.sd_model.extra_generation_params = {}
     if p.s_min_uncond is None:  # fill_fields_from_opts, P:255-260
         p.s_min_uncond = opts.s_min_uncond
+    if p.refiner_checkpoint not in (None, "", "None", "none"):  # P:871-874
+        p.refiner_checkpoint_info = sd_models.get_closet_checkpoint_match(p.refiner_checkpoint)
+        if p.refiner_checkpoint_info is None:
+            raise Exception(f"Could not find checkpoint with name {p.refiner_checkpoint}")
 
     if p.scripts is not None:
         p.scripts.process(p)

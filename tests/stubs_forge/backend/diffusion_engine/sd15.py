@@ -1,7 +1,8 @@
 """Stand-in for backend/diffusion_engine/sd15.py and sdxl.py (Forge dfdcbab6): the engine
 `shared.sd_model` is in Forge. The text encoder turns each word into a fixed random vector
-(`encoded` lists every text it encoded); SDXL's conds are dicts {crossattn, vector}.
-get_learned_conditioning loads the CLIP patcher first, as the real one does (sd15.py:63-67)."""
+(`encoded` lists every text it encoded); SDXL's conds are dicts {crossattn, vector} with the size
+and crop conditioning built as sdxl.py:86-121 builds it. get_learned_conditioning loads the CLIP
+patcher first, as the real one does (sd15.py:63-67)."""
 
 import zlib
 
@@ -9,10 +10,12 @@ import torch
 
 from backend import memory_management
 from backend.diffusion_engine.base import ForgeDiffusionEngine, ForgeObjects
+from backend.nn.unet import Timestep
 from backend.patcher.base import ModelPatcher
 from backend.patcher.unet import UnetPatcher
 
 TOKENS = 6
+SIZE_EMBED = 4  # Timestep(256) in sdxl.py:71; the UNet's adm_in_channels = text width + 6 * SIZE_EMBED
 
 
 class TinyTextEncoder(torch.nn.Module):
@@ -81,11 +84,23 @@ class StableDiffusion(ForgeDiffusionEngine):
 class StableDiffusionXL(StableDiffusion):
     def __init__(self, estimated_config, huggingface_components):
         super().__init__(estimated_config, huggingface_components)
+        self.embedder = Timestep(SIZE_EMBED)
         self.is_sd1, self.is_sdxl = False, True
 
     @torch.inference_mode()
     def get_learned_conditioning(self, prompt):
+        """sdxl.py:86-121 with one text encoder: pooled text, then the embedded height, width, crop
+        top/left (opts) and target size; an all-empty negative prompt zeroes the text parts only."""
+        from modules.shared import opts
+
         crossattn = super().get_learned_conditioning(prompt)
-        adm = self.model_config.unet_config["adm_in_channels"]
-        vector = crossattn.mean(1)[:, :1].repeat(1, adm) + (getattr(prompt, "width", None) or 0) / 1000.0
-        return dict(crossattn=crossattn, vector=vector)
+        clip_pooled = crossattn.mean(1)
+        width = getattr(prompt, "width", 1024) or 1024
+        height = getattr(prompt, "height", 1024) or 1024
+        is_negative_prompt = getattr(prompt, "is_negative_prompt", False)
+        numbers = [height, width, opts.sdxl_crop_top, opts.sdxl_crop_left, height, width]
+        out = [self.embedder(torch.Tensor([n])) for n in numbers]
+        flat = torch.flatten(torch.cat(out)).unsqueeze(dim=0).repeat(clip_pooled.shape[0], 1).to(clip_pooled)
+        if is_negative_prompt and all(x == "" for x in prompt):
+            clip_pooled, crossattn = torch.zeros_like(clip_pooled), torch.zeros_like(crossattn)
+        return dict(crossattn=crossattn, vector=torch.cat([clip_pooled, flat], dim=1))

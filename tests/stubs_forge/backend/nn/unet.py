@@ -1,13 +1,33 @@
-"""Stand-in for backend/nn/unet.py (Forge dfdcbab6): IntegratedUNet2DConditionModel, cut down
-to four layers with the real forward signature (x, timesteps, context, y, control,
-transformer_options). Built under `using_forge_operations`, so its Linear/Conv2d merge online
-LoRA patches as Forge's do. `calls` records the batch size of every forward (tests count
-denoiser evaluations per UNet with it). Like the real one it adds a ControlNet's control to its
-middle and output blocks (apply_control, unet.py) and runs the cross-attention through the
-`patches_replace["attn2"]` patches of transformer_options (IP-Adapter's, unet.py
-CrossAttention / attention.py); the `context` layer stands in for the cross-attention."""
+"""Stand-in for backend/nn/unet.py (Forge dfdcbab6): timestep_embedding and Timestep (unet.py:55-67,
+95-101, as they are: SDXL's size conditioning uses them), and IntegratedUNet2DConditionModel, cut
+down to four layers (five with SDXL's label embedding of the vector `y`) with the real forward
+signature (x, timesteps, context, y, control, transformer_options). Built under
+`using_forge_operations`, so its Linear/Conv2d merge online LoRA patches as Forge's do. `calls`
+records the batch size of every forward (tests count denoiser evaluations per UNet with it). Like
+the real one it adds a ControlNet's control to its middle and output blocks (apply_control,
+unet.py) and runs the cross-attention through the `patches_replace["attn2"]` patches of
+transformer_options (IP-Adapter's, unet.py CrossAttention / attention.py); the `context` layer
+stands in for the cross-attention."""
+
+import math
 
 import torch
+
+
+def timestep_embedding(timesteps, dim, max_period=10000):
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(start=0, end=half, dtype=torch.float32) / half)
+    args = timesteps[:, None].float() * freqs[None].to(device=timesteps.device)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class Timestep(torch.nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, t):
+        return timestep_embedding(t, self.dim)
 
 
 class IntegratedUNet2DConditionModel(torch.nn.Module):
