@@ -96,6 +96,11 @@ def before_sampling(p) -> None:
         _problem(p, run, error, "W2SD could not prepare the weak model")
         _refuse(p, run, error)
         return
+    if weak.changes_nothing() and strong.changes_nothing():
+        _warn(p, run, f"in the {info.kind} pass the weak model equals the strong one (its CFG, prompts, LoRA "
+                      "multipliers and checkpoint are the generation's own): nothing reflected; make the weak "
+                      "model weaker")
+        return
     backend.install(p, lambda original: _guarded(p, run, info, original, weak, strong))
 
 
@@ -124,6 +129,7 @@ def _variants(p, run: Run, info: PassInfo):
     conds = None
     if "prompt" in kinds:
         conds = backend.encode_conds(p, params.weak_prompt, params.weak_negative_prompt)
+        conds = None if conds.cond is None and conds.uncond is None else conds
     lora_weak = lora_strong = None
     if "lora" in kinds:
         own = backend.prompt_loras(p)
@@ -137,9 +143,15 @@ def _variants(p, run: Run, info: PassInfo):
         unet = run.unets.get(params.weak_checkpoint)
         if unet is None:
             unet = run.unets[params.weak_checkpoint] = backend.load_unet(params.weak_checkpoint)
-    weak = Variant(WEAK, cond_scale=params.weak_cfg, conds=conds, lora_multiplier=lora_weak, unet=unet)
-    strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong)
+    weak = Variant(WEAK, cond_scale=_cfg_difference(params.weak_cfg, info), conds=conds, lora_multiplier=lora_weak,
+                   unet=unet)
+    strong = Variant(STRONG, cond_scale=_cfg_difference(params.strong_cfg, info), lora_multiplier=lora_strong)
     return weak, strong
+
+
+def _cfg_difference(scale: Optional[float], info: PassInfo) -> Optional[float]:
+    """The CFG scale of a call, or None when it is the pass's own (no difference)."""
+    return None if scale is None or scale == info.cfg_scale else scale
 
 
 def _lora_difference(multiplier: Optional[float], own: Dict[str, float]) -> Optional[float]:
