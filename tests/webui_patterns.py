@@ -110,10 +110,13 @@ def joint_tests(hires: dict) -> dict:
         assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
 
     def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
+        """Weak and strong both at CFG 5 (the pass's is 7): one joint call per reflected step whose two
+        estimates are equal bit for bit, so the reflection is the identity (Euler: no history)."""
         plain = webui.generate(None)
-        same = webui.generate({**half, "weak_cfg": 7.0})
+        same = webui.generate({**half, "weak_cfg": 5.0, "strong_cfg": 5.0})
         assert torch.equal(same.latents, plain.latents)
         assert same.batches() == reflected_pattern(6, 3, 2, None, 2)
+        assert same.p.extra_generation_params["W2SD gap"] == "0"
 
     return {name: value for name, value in locals().items() if name.startswith("test_")}
 

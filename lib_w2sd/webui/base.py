@@ -77,6 +77,7 @@ class PassInfo:
     kind: str  # TXT2IMG, HIRES or IMG2IMG
     sampler_name: str
     unsupported: Optional[str] = None  # why W2SD cannot reflect this pass (it then runs plain)
+    cfg_scale: Optional[float] = None  # the CFG scale of the sampler's own calls in this pass
 
 
 class Backend(abc.ABC):
@@ -167,8 +168,8 @@ class Backend(abc.ABC):
     def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
         """Conds of another prompt pair for the current pass, made by the WebUI's own prompt
         machinery (emphasis, [a:b:n] editing with the pass's steps, BREAK, embeddings, SDXL's
-        two encoders, the pass's width/height). "" means the generation's own prompt (or
-        negative prompt): that field of the result is None. Encoded once per generation and
+        two encoders, the pass's width/height). "", or the pass's own text, means the
+        generation's own prompt (or negative prompt): that field of the result is None. Encoded once per generation and
         pass size; later calls are cached.
         Called before sampling starts (in process_before_every_sampling)."""
 
@@ -191,9 +192,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load_unet(self, name: str) -> Any:
         """A handle on the UNet of the checkpoint `name` (a name of the WebUI's checkpoint list,
-        never a path): safetensors only, same architecture as the loaded model (else a
-        W2SDError saying what differs), cached across generations by file and hash, kept
-        per the setting w2sd_checkpoint_memory. Called in process_before_every_sampling."""
+        never a path), or None when `name` is the loaded checkpoint itself: safetensors only,
+        same architecture as the loaded model (else a W2SDError saying what differs), cached
+        across generations by file and hash, kept per the setting w2sd_checkpoint_memory.
+        Called in process_before_every_sampling."""
 
     @abc.abstractmethod
     def use_unet(self, p, handle: Any) -> ContextManager[None]:

@@ -108,6 +108,11 @@ def before_sampling(p) -> None:
         _problem(p, run, error, "could not prepare the weak model")
         _refuse(p, run, error)
         return
+    if weak.changes_nothing() and strong.changes_nothing():
+        _warn(p, run, f"in the {info.kind} pass the weak model equals the strong one (its CFG, prompts, LoRA "
+                      "multipliers and checkpoint are the generation's own): nothing reflected; make the weak "
+                      "model weaker")
+        return
     backend.install(p, lambda original: _guarded(p, run, info, original, weak, strong))
 
 
@@ -136,6 +141,7 @@ def _variants(p, run: Run, info: PassInfo):
     conds = None
     if "prompt" in kinds:
         conds = backend.encode_conds(p, params.weak_prompt, params.weak_negative_prompt)
+        conds = None if conds.cond is None and conds.uncond is None else conds
     lora_weak = lora_strong = None
     if "lora" in kinds:
         own = backend.prompt_loras(p)
@@ -157,11 +163,16 @@ def _variants(p, run: Run, info: PassInfo):
         else:
             _warn(p, run, NO_CONTROLNET_EXTENSION if units is None else
                   f"no active ControlNet unit in the {info.kind} pass: the ControlNet difference is left out")
-    weak = Variant(WEAK, cond_scale=params.weak_cfg, conds=conds, lora_multiplier=lora_weak, unet=unet,
-                   controlnet_multiplier=control_weak)
-    strong = Variant(STRONG, cond_scale=params.strong_cfg, lora_multiplier=lora_strong,
+    weak = Variant(WEAK, cond_scale=_cfg_difference(params.weak_cfg, info), conds=conds, lora_multiplier=lora_weak,
+                   unet=unet, controlnet_multiplier=control_weak)
+    strong = Variant(STRONG, cond_scale=_cfg_difference(params.strong_cfg, info), lora_multiplier=lora_strong,
                      controlnet_multiplier=control_strong)
     return weak, strong
+
+
+def _cfg_difference(scale: Optional[float], info: PassInfo) -> Optional[float]:
+    """The CFG scale of a call, or None when it is the pass's own (no difference)."""
+    return None if scale is None or scale == info.cfg_scale else scale
 
 
 def _lora_difference(multiplier: Optional[float], own: Dict[str, float]) -> Optional[float]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import torch
 from modules import devices, shared
@@ -134,8 +134,10 @@ class A1111Backend(FamilyBackend):
         return a1111_controlnet.multiplier(p, multiplier)
 
     # -- a second UNet ----------------------------------------------------------------------
-    def load_unet(self, name: str) -> checkpoint.WeakUNet:
+    def load_unet(self, name: str) -> Optional[checkpoint.WeakUNet]:
         info = self.checkpoint_info(name)
+        if info is None:
+            return None
         current_unet = sys.modules.get("modules.sd_unet")
         if current_unet is not None and getattr(current_unet, "current_unet", None) is not None:
             raise CheckpointError("weak_checkpoint cannot be used while an SD UNet replacement (setting 'SD Unet') "

@@ -56,7 +56,12 @@ class FamilyBackend(Backend):
         else:
             kind = IMG2IMG if isinstance(p, processing.StableDiffusionProcessingImg2Img) else TXT2IMG
             name = p.sampler_name
-        return PassInfo(kind=kind, sampler_name=name, unsupported=self._unsupported(p, name))
+        return PassInfo(kind=kind, sampler_name=name, unsupported=self._unsupported(p, name),
+                        cfg_scale=self.pass_cfg(p))
+
+    def pass_cfg(self, p) -> float:
+        """The CFG scale of the sampler's own calls in the pass (A1111: one for every pass)."""
+        return p.cfg_scale
 
     @staticmethod
     def _unsupported(p, name: str):
@@ -175,6 +180,16 @@ class FamilyBackend(Backend):
 
     # -- prompts ----------------------------------------------------------------------------
     def encode_conds(self, p, prompt: str, negative_prompt: str) -> Conds:
+        hires = is_hires(p)
+        own_prompts = p.hr_prompts if hires else p.prompts
+        own_negatives = p.hr_negative_prompts if hires else p.negative_prompts
+
+        def other(text, own):
+            """The text unless it is no difference: empty, or the pass's own for every image (the
+            tags of extra networks and the spaces around the text are no text)."""
+            return text if text and any(_without_networks(text).strip() != x.strip() for x in own) else None
+
+        prompt, negative_prompt = other(prompt, own_prompts), other(negative_prompt, own_negatives)
         return Conds(cond=self.encode(p, prompt, negative=False) if prompt else None,
                      uncond=self.encode(p, negative_prompt, negative=True) if negative_prompt else None)
 
@@ -191,7 +206,7 @@ class FamilyBackend(Backend):
         else:
             width, height, hires_steps, network_data = p.width, p.height, None, p.extra_network_data
         if isinstance(texts, str):
-            texts = [extra_networks.parse_prompts([texts])[0][0]] * len(p.prompts)  # <lora:..> tags are not text
+            texts = [_without_networks(texts)] * len(p.prompts)
         prompts = prompt_parser.SdConditioning(list(texts), is_negative_prompt=negative, width=width, height=height,
                                                **self.conditioning_extras(p, hires))
         function = (prompt_parser.get_learned_conditioning if negative
@@ -206,11 +221,13 @@ class FamilyBackend(Backend):
     # -- a second UNet ----------------------------------------------------------------------
     @staticmethod
     def checkpoint_info(name: str):
-        """The WebUI's CheckpointInfo for a name of its checkpoint list (never a path)."""
+        """The WebUI's CheckpointInfo for a name of its checkpoint list (never a path), or None when
+        it is the loaded checkpoint (no difference: its weak UNet would be the loaded one)."""
         info = sd_models.get_closet_checkpoint_match(name)
         if info is None:
             raise CheckpointError(f"weak_checkpoint {name!r} is not in the WebUI's checkpoint list")
-        return info
+        loaded = getattr(shared.sd_model, "sd_checkpoint_info", None)
+        return None if getattr(loaded, "filename", None) == info.filename else info
 
 
 def _same_token_counts(*conds) -> bool:
@@ -227,6 +244,11 @@ def _same_token_counts(*conds) -> bool:
 def is_hires(p) -> bool:
     """The pass about to sample is the hires-fix second pass."""
     return bool(getattr(p, "is_hr_pass", False))
+
+
+def _without_networks(text: str) -> str:
+    """The text the text encoder sees: <lora:...> and other extra-network tags are not text."""
+    return extra_networks.parse_prompts([text])[0][0]
 
 
 def _refiner(p):

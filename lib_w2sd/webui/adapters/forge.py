@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import torch
 from modules import shared
@@ -103,6 +103,10 @@ class ForgeBackend(FamilyBackend):
             restore_rng()
 
         return restore
+
+    def pass_cfg(self, p) -> float:
+        """Forge's hires pass runs at its own CFG (sd_samplers_cfg_denoiser.py:187-188)."""
+        return p.hr_cfg if is_hires(p) else p.cfg_scale
 
     def _completed_ratio(self, p, sigma, calls: int) -> float:
         """Forge's apply_refiner counts the sampler's own calls, whatever the noise level
@@ -184,8 +188,9 @@ class ForgeBackend(FamilyBackend):
         return forge_controlnet.multiplier(_call_forge_objects(p).unet, multiplier)
 
     # -- a second UNet ----------------------------------------------------------------------
-    def load_unet(self, name: str) -> forge_unet.WeakUNet:
-        return forge_unet.cache.get(name, self.checkpoint_info(name), shared.sd_model)
+    def load_unet(self, name: str) -> Optional[forge_unet.WeakUNet]:
+        info = self.checkpoint_info(name)
+        return None if info is None else forge_unet.cache.get(name, info, shared.sd_model)
 
     @contextlib.contextmanager
     def use_unet(self, p, handle: forge_unet.WeakUNet) -> Iterator[None]:
