@@ -27,7 +27,8 @@ TAB = "txt2img"
 KINDS = {
     "enabled": "checkbox", "preset": "dropdown", "weak_kinds": "group", "weak_cfg": "number", "strong_cfg": "number",
     "weak_prompt": "text", "weak_negative_prompt": "text", "weak_lora_multiplier": "number",
-    "strong_lora_multiplier": "number", "weak_checkpoint": "dropdown", "reflect_steps": "number",
+    "strong_lora_multiplier": "number", "weak_checkpoint": "dropdown", "weak_controlnet_weight": "number",
+    "strong_controlnet_weight": "number", "reflect_steps": "number",
     "reflect_unit": "radio", "strength": "number", "weak_sigma": "radio", "reflections": "number",
     "hires": "checkbox", "hires_reflect_steps": "number",
 }
