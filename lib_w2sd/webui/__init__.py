@@ -34,6 +34,9 @@ from .base import Backend
 # Families: which sampling code a WebUI runs.
 A1111, FORGE, OLD_FORGE, UNKNOWN = "a1111", "forge", "ldm_patched", "unknown"
 
+# The old-backend forks with an adapter (adapters/old_forge.py); Forge before 2.0 is not one of them.
+OLD_FORGE_ADAPTED = ("reForge", "Forge Classic")
+
 _backend: Optional[Backend] = None
 
 
@@ -148,6 +151,10 @@ def _adapter(webui: WebUI) -> Optional[Backend]:
         from .adapters.forge import ForgeBackend
 
         return ForgeBackend()
+    if webui.family == OLD_FORGE and webui.name in OLD_FORGE_ADAPTED:
+        from .adapters.old_forge import OldForgeBackend
+
+        return OldForgeBackend(webui)
     return None
 
 

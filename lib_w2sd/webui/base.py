@@ -94,6 +94,13 @@ class Backend(abc.ABC):
         """Show `message` to the user of this generation (UI comment and console); the caller
         also writes it into the infotext."""
 
+    def refuses(self, p, kind: str) -> Optional[str]:
+        """Why this WebUI cannot run the weak-model difference `kind` (a W2SDParams.kinds() name:
+        cfg, prompt, lora, checkpoint, controlnet) in the current pass, as one sentence naming the
+        WebUI; None when it can. Called in process_before_every_sampling: a refused kind is left out
+        with that sentence as a warning, the other kinds still reflect."""
+        return None
+
     # -- the pass -----------------------------------------------------------------------------
     @abc.abstractmethod
     def pass_info(self, p) -> PassInfo:

@@ -1,0 +1,170 @@
+"""The adapter for the forks that kept Forge's first backend (ldm_patched, ComfyUI-style model
+patchers): reForge (Panchovix/stable-diffusion-webui-reForge, main 3b56b268, abbreviated R:
+below) and Forge Classic (Haoming02/sd-webui-forge-classic, branch classic 1f95d717, C:).
+
+Their `modules` are AUTOMATIC1111's where family.FamilyBackend touches them (p.sampler.func and
+p.sampler.model_wrap_cfg of KDiffusionSampler, R:modules/sd_samplers_kdiffusion.py:121-137; the
+CFG denoiser's `step` counter, last_latent and padding flags, R/C:modules/sd_samplers_cfg_denoiser.py;
+p.get_conds_with_caching and SdConditioning without Forge 2's distilled CFG,
+R:modules/processing.py:560-620, C:501-511; the CompVisDenoiser over shared.sd_model whose
+`forge_objects` hold the UNet patcher). What differs, and how it is answered here:
+
+- CFG. Both denoisers hand the conds to ldm_patched's sampling_function, which drops the uncond
+  batch at cond_scale 1 unless model_options['disable_cfg1_optimization'] (R:ldm_patched/modules/
+  samplers.py:413-417, C:ldm_patched/modules/samplers.py:334-347): cond_only relies on that, as
+  on Forge 2. reForge's denoiser replaces cond_scale by p.hr_cfg in the hires pass (R:modules/
+  sd_samplers_cfg_denoiser.py:180-181; hr_cfg 0 means the first pass's CFG, resolved in
+  calculate_hr_conds, R:modules/processing.py:1640-1650): every W2SD call sets p.hr_cfg to its
+  own scale, as forge.py does. Classic has no hires CFG: its hires pass runs at p.cfg_scale.
+  Classic forces cond_scale 1 while step/total_steps <= opts.skip_early_cond
+  (C:modules/sd_samplers_cfg_denoiser.py:126-129), which holds at step 0 even with the option
+  at 0: there the sampler's own call and W2SD's both run at CFG 1, so a pure CFG difference
+  reflects nothing at the first step. Extra calls keep den.step, so they follow that rule as
+  the sampler's own call of their step does.
+- Prompts. Both compose the AND-subprompts by position with a weight per position
+  (R/C:modules_forge/forge_sampler.py cond_from_a1111_to_patched_ldm_weighted, R:33-53, C:32-52)
+  and sum the cond rows by their strength (R:samplers.py:336-353, C:samplers.py:296-328): a
+  weight-0 row adds nothing, so family.joint_conds serves the joint call. reForge's dynamic clip
+  skip swaps the conds inside the denoiser for its own per-step sets (R:sd_samplers_cfg_denoiser.py
+  :140-148), which would replace a weak prompt's: the prompt difference is refused there.
+- One UNet batch for strong and weak (rows.py): calc_cond_batch calls
+  `model.apply_model(input_x, timestep_, **c)` on forge_objects.unet.model (BaseModel) for each
+  batch it forms by free memory, with transformer_options['cond_or_uncond'] (R:samplers.py:
+  296-334, C:samplers.py:237-293; through a model_function_wrapper too, which gets the routed
+  method): the row keys are forge.py's (the same keyword conds: c_crossattn, y, c_concat).
+- Inpainting. Classic pre-blends x with noise from the GLOBAL torch RNG on every denoiser call
+  that has a mask (C:sd_samplers_cfg_denoiser.py:119-121); reForge only with
+  mask_before_denoising (R:168-170, never set by reForge itself): extra calls put the global RNG
+  back, so the sampler's own calls draw what they would have drawn.
+- Refiner. Both call apply_refiner(self, x) without sigma, so the switch comes by the count of
+  the sampler's own calls (R:modules/sd_samplers_common.py:186-188, C:176-177).
+- Refused for now, each kind with one sentence naming the WebUI (common leaves that kind out and
+  reflects the others): the LoRA difference (ldm_patched merges the prompt's LoRA patches into
+  the weights when the UNet loads, C:ldm_patched/modules/model_patcher.py:225-269,
+  R:ldm_patched/modules/model_patcher.py:559-604; a per-call switch would rewrite weights), the
+  weak checkpoint (its loader and memory manager are not wired up yet) and the ControlNet
+  difference (its built-in ControlNet's patcher list is not wired up yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Dict, Iterator, Optional
+
+from modules import shared
+
+from .. import rows
+from .family import FamilyBackend, is_hires
+from .forge import _apply_model_rows, _global_rng_snapshot, _with_hires_cfg
+
+BACKEND = "Forge's first backend (ldm_patched)"
+_REFUSED = {
+    "lora": "switching the prompt's LoRAs per call is not supported there yet ({backend} merges LoRA patches into "
+            "the UNet's weights when it loads; switching would rewrite them twice per reflected step)",
+    "checkpoint": "a weak checkpoint is not supported there yet (W2SD does not drive {backend}'s loader and memory "
+                  "manager yet)",
+    "controlnet": "the ControlNet difference is not supported there yet (W2SD does not scale the built-in "
+                  "ControlNet's units on {backend} yet)",
+}
+
+
+class OldForgeBackend(FamilyBackend):
+    name = "old_forge"
+
+    def __init__(self, webui):
+        super().__init__()
+        self.webui = webui
+        # reForge's hires pass runs at p.hr_cfg whatever cond_scale says (R:sd_samplers_cfg_denoiser.py:180-181)
+        self.hires_cfg = webui.name == "reForge"
+
+    # -- kinds this WebUI cannot run --------------------------------------------------------
+    def refuses(self, p, kind: str) -> Optional[str]:
+        reason = _REFUSED.get(kind)
+        if kind == "prompt" and getattr(shared.opts, "dynamic_clip_skip_enabled", False) and \
+                getattr(p, "dynamic_clip_skip_schedule", None):
+            reason = ("a weak prompt cannot run with the setting 'Dynamic clip skip ramp' on (its denoiser replaces "
+                      "every call's conds by its own per-step sets)")
+        return f"{self.webui}: {reason.format(backend=BACKEND)}" if reason else None
+
+    # -- the pass ---------------------------------------------------------------------------
+    def _reforge_hires(self, p) -> bool:
+        return self.hires_cfg and is_hires(p)
+
+    def pass_cfg(self, p) -> float:
+        return p.hr_cfg if self._reforge_hires(p) else p.cfg_scale
+
+    def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
+        super().install(p, wrap)
+        if self._reforge_hires(p):
+            p.sampler.func = _with_hires_cfg(p, p.sampler.func)
+
+    def cfg_denoiser(self, p) -> Callable:
+        den = p.sampler.model_wrap_cfg
+        if not self._reforge_hires(p):
+            return den
+
+        def denoise(x, sigma, **args):
+            with self.restoring_attributes(p, "hr_cfg"):
+                p.hr_cfg = args["cond_scale"]
+                return den(x, sigma, **args)
+
+        return denoise
+
+    def sampling_state(self, p) -> Callable[[], None]:
+        restore_sampling, restore_rng = super().sampling_state(p), _global_rng_snapshot()
+
+        def restore():
+            restore_sampling()
+            restore_rng()
+
+        return restore
+
+    def _completed_ratio(self, p, sigma, calls: int) -> float:
+        """apply_refiner is called without sigma: the ratio counts the sampler's own calls."""
+        return calls / p.sampler.model_wrap_cfg.total_steps
+
+    # -- extra calls ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def extra_call(self, p, role: str) -> Iterator[None]:
+        restore_rng = _global_rng_snapshot() if p.sampler.model_wrap_cfg.mask is not None else None
+        try:
+            with super().extra_call(p, role):
+                yield
+        finally:
+            if restore_rng is not None:
+                restore_rng()
+
+    @contextlib.contextmanager
+    def cond_only(self, p) -> Iterator[bool]:
+        unet = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet
+        yield not unet.model_options.get("disable_cfg1_optimization", False)
+
+    def unet_rows(self, p, cache, record: bool):
+        model = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet.model
+        return rows.routed(model, "apply_model", cache, record, _apply_model_rows)
+
+    # -- refused kinds (refuses() keeps common from asking these) ------------------------------
+    def prompt_loras(self, p) -> Dict[str, float]:
+        return {}
+
+    def lora_session(self, p):
+        return contextlib.nullcontext()
+
+    def lora_multiplier(self, p, multiplier: float):
+        return contextlib.nullcontext()
+
+    def load_unet(self, name: str):
+        return None
+
+    def use_unet(self, p, handle):
+        return contextlib.nullcontext()
+
+    def release_unets(self, generation_ended: bool) -> None:
+        """No weak UNet is ever loaded here."""
+
+    def controlnet_units(self, p) -> Optional[int]:
+        return None
+
+    def controlnet_multiplier(self, p, multiplier: float):
+        return contextlib.nullcontext()
+

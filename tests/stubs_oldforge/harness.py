@@ -1,0 +1,76 @@
+"""A reForge / Forge Classic WebUI in a box for tests: the A1111 stand-in's harness
+(tests/stubs/harness.py: TinySD, scripts/w2sd.py loaded, generate() running process_images like
+the API does) on this stand-in's `modules`, with the loaded model carrying `forge_objects` as the
+forks' forge_loader gives it (modules_forge/forge_loader.py: C:1f95d717 177-191): a UnetPatcher
+over ldm_patched's BaseModel of the model's own UNet, copied to forge_objects_original and
+forge_objects_after_applying_lora. `WebUI(fork)` plays reForge ("reforge") or Forge Classic
+("forge_classic"). Same interface as the other harnesses (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from ldm_patched.modules.model_base import BaseModel
+from webui_patterns import reflected_pattern
+from modules_forge import forge_version
+from modules_forge.unet_patcher import ForgeObjects, UnetPatcher
+
+from modules import shared
+
+VERSIONS = {"reforge": "1.0.0v2-v1.10.1RC", "forge_classic": "classic"}  # their forge_version.py
+_STUBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stubs")
+# The A1111 stand-in's modules the A1111 harness imports besides `modules` (dropped with this stand-in).
+BORROWED = ("a1111_harness", "tiny_sd", "networks", "controlnet_ext")
+
+
+def _a1111_harness():
+    sys.path.append(_STUBS)  # tiny_sd, the Lora stand-in its layers use, sd-webui-controlnet's stand-in
+    try:
+        spec = importlib.util.spec_from_file_location("a1111_harness", os.path.join(_STUBS, "harness.py"))
+        sys.modules["a1111_harness"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(_STUBS)
+
+
+_a1111 = _a1111_harness()
+SCRIPT, DEFAULTS, Call, Result, write_checkpoint = (_a1111.SCRIPT, _a1111.DEFAULTS, _a1111.Call, _a1111.Result,
+                                                   _a1111.write_checkpoint)
+TinySD = _a1111.tiny_sd.TinySD
+
+
+def attach_forge_objects(sd_model):
+    """What forge_loader hands the WebUI: forge_objects over the model's own UNet."""
+    unet = UnetPatcher(BaseModel(sd_model.model.diffusion_model, sd_model.alphas_cumprod))
+    sd_model.forge_objects = ForgeObjects(unet)
+    sd_model.forge_objects_original = sd_model.forge_objects.shallow_copy()
+    sd_model.forge_objects_after_applying_lora = sd_model.forge_objects.shallow_copy()
+    return sd_model
+
+
+class WebUI(_a1111.WebUI):
+    def __init__(self, fork="reforge"):
+        self.fork = fork
+        super().__init__()
+
+    def reset(self):
+        forge_version.version = VERSIONS[self.fork]
+        super().reset()
+        attach_forge_objects(self.model)
+
+    def load(self, sd_model):
+        """Make `sd_model` (a tiny_sd.TinySD) the loaded model."""
+        shared.sd_model = attach_forge_objects(sd_model)
+        return sd_model
+
+    def reflected_pattern(self, steps, reflected, strong_rows, weak_rows, normal_rows, batch=1):
+        """webui_patterns.reflected_pattern as this fork batches it: Forge Classic runs every call of
+        the first step at CFG 1 (C:modules/sd_samplers_cfg_denoiser.py:126-127), without its uncond rows."""
+        pattern = reflected_pattern(steps, reflected, strong_rows, weak_rows, normal_rows)
+        if self.fork != "forge_classic":
+            return pattern
+        first = (reflected > 0) * (1 + (weak_rows is not None)) + 1
+        return [(role, rows - batch if i < first and rows > batch else rows) for i, (role, rows) in enumerate(pattern)]
