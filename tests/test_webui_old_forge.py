@@ -215,9 +215,113 @@ def test_sdxl_weak_prompts_get_the_webuis_own_conds_with_size_and_crop(webui):
     check_sdxl_weak_conds_follow_size_and_crop(webui, hires(webui, width=32, height=48))
 
 
+# -- LoRA -----------------------------------------------------------------------------------------
+LORA = {"enabled": True, "weak_lora_multiplier": -1.5, "strong_lora_multiplier": 1.5, "reflect_steps": 0.5}
+LORA_PROMPT = "a red cat <lora:style:0.8>"
+
+
+def parameters(module):
+    """name -> the parameter object itself (its identity and its values)."""
+    return dict(module.named_parameters())
+
+
+def weight_seen_by_each_call(webui):
+    """Per CFG denoiser call: (role, a copy of the weight the UNet's context layer runs with)."""
+    seen = []
+    webui.observers.append(lambda call, p: seen.append((call.role, webui.model.unet.context.weight.clone())))
+    return seen
+
+
+def merged_context_weight(webui, multiplier):
+    """The context layer's weight as the fork merges the LoRA at `multiplier` (a plain generation)."""
+    webui.generate(None, prompt=f"a red cat <lora:style:{multiplier}>", steps=1)
+    return webui.model.unet.context.weight.clone()
+
+
+def test_lora_difference_runs_each_call_at_its_multiplier_without_writing_a_weight(webui):
+    webui.add_lora()
+    at = {m: merged_context_weight(webui, m) for m in (-1.5, 1.5)}
+    before = webui.generate(None, prompt=LORA_PROMPT)
+    merged = parameters(webui.model.unet)
+    values = {k: v.clone() for k, v in merged.items()}
+    seen = weight_seen_by_each_call(webui)
+    result = webui.generate(LORA, prompt=LORA_PROMPT)
+    own = webui.model.unet.context.weight
+    assert {role for role, _ in seen} == {None, "strong", "weak"}
+    for role, weight in seen:
+        expected = {None: own, "strong": at[1.5], "weak": at[-1.5]}[role]
+        torch.testing.assert_close(weight, expected, rtol=1e-5, atol=1e-6)
+    after = parameters(webui.model.unet)
+    assert all(after[k] is merged[k] and torch.equal(after[k], values[k]) for k in merged)  # the same objects
+    assert not torch.equal(result.latents, before.latents)
+    assert "W2SD warning" not in result.infotext
+    assert torch.equal(webui.generate(None, prompt=LORA_PROMPT).latents, before.latents)
+    plain = webui.generate(None)  # the LoRA taken off: the checkpoint's weights, bit for bit
+    webui.reset()
+    assert torch.equal(webui.generate(None).latents, plain.latents)
+
+
+def test_two_loras_at_other_multipliers_each_get_the_target(webui):
+    webui.add_lora()
+    webui.add_lora("detail", seed=9)
+    prompt = "a red cat <lora:style:0.8> <lora:detail:0.3>"
+    webui.generate(None, prompt="a red cat <lora:style:-1.5> <lora:detail:-1.5>", steps=1)
+    both_at_weak = webui.model.unet.context.weight.clone()
+    seen = weight_seen_by_each_call(webui)
+    result = webui.generate(LORA, prompt=prompt)
+    assert "W2SD reflected: 3/6" in result.infotext
+    torch.testing.assert_close(next(w for role, w in seen if role == "weak"), both_at_weak, rtol=1e-5, atol=1e-6)
+
+
+def test_lora_in_the_hires_pass(webui):
+    webui.add_lora()
+    before = webui.generate(None, prompt=LORA_PROMPT, **hires(webui))
+    result = webui.generate({**LORA, "hires": True}, prompt=LORA_PROMPT, **hires(webui))
+    assert "W2SD hires reflected: 2/4" in result.infotext and "W2SD warning" not in result.infotext
+    assert torch.equal(webui.generate(None, prompt=LORA_PROMPT, **hires(webui)).latents, before.latents)
+
+
+def test_merged_dora_is_refused_with_a_clear_warning(webui):
+    webui.add_lora("dora", dora=True)
+    plain = webui.generate(None, prompt="a red cat <lora:dora:0.8>")
+    result = webui.generate(LORA, prompt="a red cat <lora:dora:0.8>")
+    assert "DoRA" in result.infotext and "generated without W2SD" in result.infotext
+    assert torch.equal(result.latents, plain.latents)
+
+
+def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
+    webui.add_lora()
+    plain = webui.generate(None, prompt=LORA_PROMPT)
+    same = webui.generate({"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5}, prompt=LORA_PROMPT)
+    assert torch.equal(same.latents, plain.latents) and "the weak model equals the strong one" in same.infotext
+    assert set(same.roles()) == {None}
+
+
+def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):
+    result = webui.generate({**LORA, "weak_cfg": 1.0})
+    assert "no LoRA in the txt2img prompt" in result.processed.comments
+    assert {c.role for c in result.calls} == {None, "weak", "strong"}
+
+
+def test_an_error_in_a_switched_call_restores_every_parameter(webui):
+    webui.add_lora()
+    before = webui.generate(None, prompt=LORA_PROMPT)
+    merged = parameters(webui.model.unet)
+
+    def boom(call, p):
+        if call.role == "weak":
+            raise RuntimeError("boom in the weak call")
+
+    webui.observers.append(boom)
+    result = webui.generate(LORA, prompt=LORA_PROMPT)
+    assert "boom in the weak call" in result.infotext and "generated without W2SD" in result.infotext
+    assert torch.equal(result.latents, before.latents)
+    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items())
+    assert getattr(result.p, "w2sd_old_forge_lora", None) is None
+
+
 # -- kinds refused on the old backend -------------------------------------------------------------
 REFUSED = [
-    ("lora", {"weak_lora_multiplier": -1.0}, "LoRA", "switching the prompt's LoRAs per call is not supported"),
     ("checkpoint", {"weak_checkpoint": "weak.safetensors"}, "weak checkpoint", "a weak checkpoint is not supported"),
     ("controlnet", {"weak_controlnet_weight": 0.5}, "ControlNet", "the ControlNet difference is not supported"),
 ]
@@ -293,10 +397,11 @@ def test_inpainting_leaves_the_global_rng_as_plain_sampling_does(webui):
 
 @pytest.mark.parametrize("sampler", ["Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ 2M SDE"])
 def test_every_kind_it_runs_on_the_usual_samplers_txt2img_img2img_and_hires(webui, sampler):
+    webui.add_lora()
     w2sd = {"enabled": True, "weak_cfg": 1.0, "weak_prompt": "a dog", "weak_negative_prompt": "sharp",
-            "reflect_steps": 0.5, "hires": True}
+            "weak_lora_multiplier": -1.0, "reflect_steps": 0.5, "hires": True}
     for kwargs in (dict(), dict(img2img=True), hires(webui)):
-        result = webui.generate(w2sd, sampler_name=sampler, **{"steps": 4, **kwargs})
+        result = webui.generate(w2sd, sampler_name=sampler, prompt=LORA_PROMPT, **{"steps": 4, **kwargs})
         assert "W2SD reflected" in result.infotext and "W2SD warning" not in result.infotext, result.infotext
 
 
@@ -328,18 +433,21 @@ def test_an_error_in_a_weak_call_falls_back_and_restores_everything(webui):
 def test_interrupt_or_skip_in_a_reflected_step_stops_cleanly(webui, flag):
     from modules import shared
 
-    before = webui.generate(None)
+    webui.add_lora()
+    before = webui.generate(None, prompt=LORA_PROMPT)
+    merged = parameters(webui.model.unet)
 
     def stop(call, p):
         if call.role == "weak" and call.step == 1:
             setattr(shared.state, flag, True)
 
     webui.observers.append(stop)
-    result = webui.generate({**CFG1, "weak_prompt": "a dog"})
+    result = webui.generate({**CFG1, **LORA, "weak_prompt": "a dog"}, prompt=LORA_PROMPT)
     assert result.roles()[-1] == "weak" and len(result.calls) < 12  # nothing ran after the interrupt
     assert result.p.sampler.last_latent is not None and result.p.w2sd_extra_call is None
+    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items())
     webui.observers.clear()
-    assert torch.equal(webui.generate(None).latents, before.latents)
+    assert torch.equal(webui.generate(None, prompt=LORA_PROMPT).latents, before.latents)
 
 
 def test_a_plain_generation_after_a_failed_one_is_bit_identical(webui):
@@ -365,7 +473,5 @@ def test_bad_fields_leave_the_image_plain_with_a_message_naming_the_field(webui,
 
 
 # -- one UNet batch for strong and weak ------------------------------------------------------------
-# the same tests as on the other WebUIs' stand-ins (webui_patterns.joint_tests); a LoRA difference
-# is refused here, so the weight test is the Forge / A1111 suites' own.
-globals().update({name: test for name, test in joint_tests(hires=dict(enable_hr=True, hr_scale=1.5, hr_cfg=5.0)).items()
-                  if name != "test_weight_differences_keep_two_calls"})
+# the same tests as on the other WebUIs' stand-ins (webui_patterns.joint_tests)
+globals().update(joint_tests(hires=dict(enable_hr=True, hr_scale=1.5, hr_cfg=5.0)))

@@ -11,13 +11,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import tempfile
 
+import forge_networks
+import torch
+from ldm_patched.modules import model_management
 from ldm_patched.modules.model_base import BaseModel
 from webui_patterns import reflected_pattern
 from modules_forge import forge_version
 from modules_forge.unet_patcher import ForgeObjects, UnetPatcher
 
-from modules import shared
+from modules import extra_networks, shared
 
 VERSIONS = {"reforge": "1.0.0v2-v1.10.1RC", "forge_classic": "classic"}  # their forge_version.py
 _STUBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stubs")
@@ -43,12 +47,33 @@ TinySD = _a1111.tiny_sd.TinySD
 
 
 def attach_forge_objects(sd_model):
-    """What forge_loader hands the WebUI: forge_objects over the model's own UNet."""
+    """What forge_loader hands the WebUI: forge_objects over the model's own UNet, no LoRA applied."""
     unet = UnetPatcher(BaseModel(sd_model.model.diffusion_model, sd_model.alphas_cumprod))
     sd_model.forge_objects = ForgeObjects(unet)
     sd_model.forge_objects_original = sd_model.forge_objects.shallow_copy()
     sd_model.forge_objects_after_applying_lora = sd_model.forge_objects.shallow_copy()
+    sd_model.current_lora_hash = str([])
     return sd_model
+
+
+def write_lora(path, unet, seed=3, scale=0.3, rank=2, dora=False):
+    """A kohya LoRA file on every Linear / Conv2d of `unet` (lora_unet_<layer>.lora_up/down.weight, .alpha)."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, layer in unet.named_modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            out_features, *rest = layer.weight.shape
+            key = "lora_unet_" + name.replace(".", "_")
+            tensors[f"{key}.lora_up.weight"] = torch.randn(out_features, rank, generator=g) * scale
+            down = torch.randn(rank, *rest, generator=g) * scale
+            tensors[f"{key}.lora_down.weight"] = down
+            tensors[f"{key}.alpha"] = torch.tensor(float(rank))
+            if dora:
+                tensors[f"{key}.dora_scale"] = torch.ones(out_features, *[1] * len(rest))
+    save_file(tensors, str(path))
+    return str(path)
 
 
 class WebUI(_a1111.WebUI):
@@ -58,8 +83,18 @@ class WebUI(_a1111.WebUI):
 
     def reset(self):
         forge_version.version = VERSIONS[self.fork]
+        model_management.unload_all_models()  # a LoRA merged into the UNet goes back to its backup
         super().reset()
         attach_forge_objects(self.model)
+        extra_networks.extra_network_registry.clear()
+        extra_networks.register_extra_network(forge_networks.ExtraNetworkLora())
+        forge_networks.available_networks.clear()
+
+    def add_lora(self, name="style", directory=None, **kwargs):
+        """<lora:name:...> in the fork's Lora extension: a file for the loaded model's UNet."""
+        path = os.path.join(directory or tempfile.mkdtemp(prefix="w2sd-oldforge-"), f"{name}.safetensors")
+        forge_networks.available_networks[name] = write_lora(path, shared.sd_model.model.diffusion_model, **kwargs)
+        return forge_networks.available_networks[name]
 
     def load(self, sd_model):
         """Make `sd_model` (a tiny_sd.TinySD) the loaded model."""

@@ -38,12 +38,12 @@ R:modules/processing.py:560-620, C:501-511; the CompVisDenoiser over shared.sd_m
   back, so the sampler's own calls draw what they would have drawn.
 - Refiner. Both call apply_refiner(self, x) without sigma, so the switch comes by the count of
   the sampler's own calls (R:modules/sd_samplers_common.py:186-188, C:176-177).
+- LoRA. old_forge_lora.OldLoraSwitch: per call, each LoRA layer runs a new parameter holding its
+  weight merged with the prompt's patches at (target - own) by the patcher's own calculate_weight;
+  the merged weights are never written, and each layer gets its own parameter back after the call.
 - Refused for now, each kind with one sentence naming the WebUI (common leaves that kind out and
-  reflects the others): the LoRA difference (ldm_patched merges the prompt's LoRA patches into
-  the weights when the UNet loads, C:ldm_patched/modules/model_patcher.py:225-269,
-  R:ldm_patched/modules/model_patcher.py:559-604; a per-call switch would rewrite weights), the
-  weak checkpoint (its loader and memory manager are not wired up yet) and the ControlNet
-  difference (its built-in ControlNet's patcher list is not wired up yet).
+  reflects the others): the weak checkpoint (its loader and memory manager are not wired up yet)
+  and the ControlNet difference (its built-in ControlNet's patcher list is not wired up yet).
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ from typing import Callable, Dict, Iterator, Optional
 from modules import shared
 
 from .. import rows
+from . import old_forge_lora
 from .family import FamilyBackend, is_hires
 from .forge import _apply_model_rows, _global_rng_snapshot, _with_hires_cfg
 
 BACKEND = "Forge's first backend (ldm_patched)"
+LORA_ATTR = "w2sd_old_forge_lora"  # p's attribute holding the pass's OldLoraSwitch during sampling
 _REFUSED = {
-    "lora": "switching the prompt's LoRAs per call is not supported there yet ({backend} merges LoRA patches into "
-            "the UNet's weights when it loads; switching would rewrite them twice per reflected step)",
     "checkpoint": "a weak checkpoint is not supported there yet (W2SD does not drive {backend}'s loader and memory "
                   "manager yet)",
     "controlnet": "the ControlNet difference is not supported there yet (W2SD does not scale the built-in "
@@ -143,16 +143,26 @@ class OldForgeBackend(FamilyBackend):
         model = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet.model
         return rows.routed(model, "apply_model", cache, record, _apply_model_rows)
 
-    # -- refused kinds (refuses() keeps common from asking these) ------------------------------
+    # -- LoRA (old_forge_lora) -----------------------------------------------------------------
     def prompt_loras(self, p) -> Dict[str, float]:
-        return {}
+        sd_model = shared.sd_model
+        patches = old_forge_lora.prompt_lora_patches(sd_model, sd_model.forge_objects.unet)
+        return old_forge_lora.lora_multipliers(patches)
 
-    def lora_session(self, p):
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def lora_session(self, p) -> Iterator[None]:
+        """Entered in the sampler call, after sampling_prepare loaded (and merged) the pass's UNet."""
+        unet = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet
+        patches = old_forge_lora.prompt_lora_patches(shared.sd_model, unet)
+        with self.restoring_keys(p.__dict__, LORA_ATTR):
+            p.__dict__[LORA_ATTR] = old_forge_lora.OldLoraSwitch(unet, patches) if patches else None
+            yield
 
     def lora_multiplier(self, p, multiplier: float):
-        return contextlib.nullcontext()
+        switch = p.__dict__.get(LORA_ATTR)
+        return switch.applied(multiplier) if switch is not None else contextlib.nullcontext()
 
+    # -- refused kinds (refuses() keeps common from asking these) ------------------------------
     def load_unet(self, name: str):
         return None
 
