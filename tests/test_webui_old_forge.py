@@ -225,11 +225,20 @@ def parameters(module):
     return dict(module.named_parameters())
 
 
-def weight_seen_by_each_call(webui):
-    """Per CFG denoiser call: (role, a copy of the weight the UNet's context layer runs with)."""
-    seen = []
-    webui.observers.append(lambda call, p: seen.append((call.role, webui.model.unet.context.weight.clone())))
-    return seen
+@pytest.fixture
+def context_weights(webui):
+    """Filled per forward of the UNet's context layer: (role of the CFG denoiser call, a copy of the
+    weight it ran with), read as its forward ends (before any other hook of that layer)."""
+    seen, role = [], [None]
+    webui.observers.append(lambda call, p: role.__setitem__(0, call.role))
+    handle = webui.model.unet.context.register_forward_hook(
+        lambda module, args, output: seen.append((role[0], module.weight.clone())), prepend=True)
+    yield seen
+    handle.remove()
+
+
+def hooks(module):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
 
 
 def merged_context_weight(webui, multiplier):
@@ -238,16 +247,17 @@ def merged_context_weight(webui, multiplier):
     return webui.model.unet.context.weight.clone()
 
 
-def test_lora_difference_runs_each_call_at_its_multiplier_without_writing_a_weight(webui):
+def test_lora_difference_runs_each_call_at_its_multiplier_without_writing_a_weight(webui, context_weights):
     webui.add_lora()
     at = {m: merged_context_weight(webui, m) for m in (-1.5, 1.5)}
     before = webui.generate(None, prompt=LORA_PROMPT)
     merged = parameters(webui.model.unet)
     values = {k: v.clone() for k, v in merged.items()}
-    seen = weight_seen_by_each_call(webui)
+    context_weights.clear()
     result = webui.generate(LORA, prompt=LORA_PROMPT)
-    own = webui.model.unet.context.weight
+    own, seen = webui.model.unet.context.weight, context_weights
     assert {role for role, _ in seen} == {None, "strong", "weak"}
+    assert hooks(webui.model.unet) == 1  # the test's own: W2SD's are gone
     for role, weight in seen:
         expected = {None: own, "strong": at[1.5], "weak": at[-1.5]}[role]
         torch.testing.assert_close(weight, expected, rtol=1e-5, atol=1e-6)
@@ -261,16 +271,17 @@ def test_lora_difference_runs_each_call_at_its_multiplier_without_writing_a_weig
     assert torch.equal(webui.generate(None).latents, plain.latents)
 
 
-def test_two_loras_at_other_multipliers_each_get_the_target(webui):
+def test_two_loras_at_other_multipliers_each_get_the_target(webui, context_weights):
     webui.add_lora()
     webui.add_lora("detail", seed=9)
     prompt = "a red cat <lora:style:0.8> <lora:detail:0.3>"
     webui.generate(None, prompt="a red cat <lora:style:-1.5> <lora:detail:-1.5>", steps=1)
     both_at_weak = webui.model.unet.context.weight.clone()
-    seen = weight_seen_by_each_call(webui)
     result = webui.generate(LORA, prompt=prompt)
     assert "W2SD reflected: 3/6" in result.infotext
-    torch.testing.assert_close(next(w for role, w in seen if role == "weak"), both_at_weak, rtol=1e-5, atol=1e-6)
+    weak = [w for role, w in context_weights if role == "weak"]
+    assert len(weak) == 3
+    torch.testing.assert_close(weak[0], both_at_weak, rtol=1e-5, atol=1e-6)
 
 
 def test_lora_in_the_hires_pass(webui):
@@ -287,6 +298,26 @@ def test_merged_dora_is_refused_with_a_clear_warning(webui):
     result = webui.generate(LORA, prompt="a red cat <lora:dora:0.8>")
     assert "DoRA" in result.infotext and "generated without W2SD" in result.infotext
     assert torch.equal(result.latents, plain.latents)
+
+
+def test_an_error_inside_a_switched_layer_puts_its_parameter_back(webui, monkeypatch):
+    webui.add_lora()
+    before = webui.generate(None, prompt=LORA_PROMPT)
+    merged = parameters(webui.model.unet)
+    layer, role = webui.model.unet.output, [None]
+    forward = layer.forward
+    webui.observers.append(lambda call, p: role.__setitem__(0, call.role))
+
+    def failing(x):
+        if role[0] == "weak":
+            raise RuntimeError("boom inside the layer")
+        return forward(x)
+
+    monkeypatch.setattr(layer, "forward", failing)
+    result = webui.generate(LORA, prompt=LORA_PROMPT)
+    monkeypatch.undo()
+    assert "boom inside the layer" in result.infotext and torch.equal(result.latents, before.latents)
+    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items()) and hooks(webui.model.unet) == 0
 
 
 def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
@@ -316,7 +347,7 @@ def test_an_error_in_a_switched_call_restores_every_parameter(webui):
     result = webui.generate(LORA, prompt=LORA_PROMPT)
     assert "boom in the weak call" in result.infotext and "generated without W2SD" in result.infotext
     assert torch.equal(result.latents, before.latents)
-    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items())
+    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items()) and hooks(webui.model.unet) == 0
     assert getattr(result.p, "w2sd_old_forge_lora", None) is None
 
 
@@ -445,7 +476,7 @@ def test_interrupt_or_skip_in_a_reflected_step_stops_cleanly(webui, flag):
     result = webui.generate({**CFG1, **LORA, "weak_prompt": "a dog"}, prompt=LORA_PROMPT)
     assert result.roles()[-1] == "weak" and len(result.calls) < 12  # nothing ran after the interrupt
     assert result.p.sampler.last_latent is not None and result.p.w2sd_extra_call is None
-    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items())
+    assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items()) and hooks(webui.model.unet) == 0
     webui.observers.clear()
     assert torch.equal(webui.generate(None, prompt=LORA_PROMPT).latents, before.latents)
 

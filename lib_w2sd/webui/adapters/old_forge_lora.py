@@ -10,12 +10,13 @@ When the UNet loads, every patched weight is backed up and REPLACED by the merge
 each layer's forward instead (LowVramPatch, R:125-, 640-648). Re-merging at another multiplier
 would rewrite every LoRA weight twice per reflected step.
 
-OldLoraSwitch never writes a weight. For one call it puts on each LoRA layer a NEW parameter
-holding the layer's current weight plus the prompt's patches at strength (target - own), merged by
-the patcher's own calculate_weight (C:model_patcher.py:271-, R:868-), so the call runs
-W0 + m*D + (t - m)*D = W0 + t*D with the WebUI's own LoRA arithmetic (any patch type it merges
-linearly); afterwards every layer gets back the very parameter object it had. A switched call
-costs one merge of the LoRA's layers (a low-rank product and a weight-sized add per layer).
+OldLoraSwitch never writes a weight. For one call, as each LoRA layer's forward starts, it puts on
+the layer a NEW parameter holding the layer's current weight plus the prompt's patches at strength
+(target - own), merged by the patcher's own calculate_weight (C:model_patcher.py:271-, R:868-), so
+the layer runs W0 + m*D + (t - m)*D = W0 + t*D with the WebUI's own LoRA arithmetic (any patch type
+it merges linearly); as its forward ends the layer gets back the very parameter object it had. A
+switched call costs one merge of the LoRA's layers (a low-rank product and a weight-sized add per
+layer), and at most one layer's switched weight exists at a time.
 
 That is exact only for patches whose delta does not depend on the weight they are merged into
 (LoRA, LoCon, LoHa, LoKr, diff): a DoRA patch rescales the merged weight and is refused, found by
@@ -93,17 +94,37 @@ class OldLoraSwitch:
 
     @contextlib.contextmanager
     def applied(self, multiplier: float) -> Iterator[None]:
-        """Run the enclosed calls with every prompt LoRA at `multiplier`; restore the parameters exactly."""
-        saved = []
-        try:
+        """Run the enclosed calls with every prompt LoRA at `multiplier`: each LoRA layer gets its
+        switched parameters for its own forward only (so at most one layer's switched weights exist
+        at a time), then its own parameter objects back; all hooks are gone afterwards."""
+        swapped: Dict[int, list] = {}  # id(module) -> [(name, own parameter)] while its forward runs
+
+        def before(module, args):
             with torch.no_grad():
-                for module, name, key, entries in self._layers:
+                own = []
+                for name, key, entries in by_module[id(module)][1]:
                     weight = module._parameters[name]
                     merged = self._calculate([_at(e, multiplier - e[0]) for e in entries],
                                              weight.detach().to(torch.float32, copy=True), key)
-                    saved.append((module, name, weight))
+                    own.append((name, weight))
                     module._parameters[name] = torch.nn.Parameter(merged.to(weight.dtype), requires_grad=False)
+                swapped[id(module)] = own
+
+        def after(module, args, output):
+            for name, weight in swapped.pop(id(module), ()):
+                module._parameters[name] = weight
+
+        by_module: Dict[int, tuple] = {}
+        for module, name, key, entries in self._layers:
+            by_module.setdefault(id(module), (module, []))[1].append((name, key, entries))
+        handles = []
+        try:
+            for module, _ in by_module.values():
+                handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
             yield
         finally:
-            for module, name, weight in reversed(saved):
-                module._parameters[name] = weight
+            for handle in handles:
+                handle.remove()
+            for module_id, own in swapped.items():  # a forward that raised midway
+                for name, weight in own:
+                    by_module[module_id][0]._parameters[name] = weight
