@@ -11,6 +11,14 @@ import sys
 import pytest
 import torch
 from test_webui_detection import LAYOUTS, make_tree
+from test_webui_forge import (  # noqa: F401 - the Forge suite's own tests, run here on the old backend
+    test_disabled_changes_nothing,
+    test_dpm_adaptive_runs_plain_with_a_warning,
+    test_lora_at_the_prompts_own_multiplier_is_no_difference,
+    test_lora_difference_without_a_lora_in_the_prompt_warns,
+    test_merged_dora_is_refused_with_a_clear_warning,
+    test_prompt_editing_timing_is_not_shifted_by_reflections,
+)
 from webui_patterns import (
     assert_only_weak_calls_see_the_weak_prompt,
     check_sdxl_weak_conds_follow_size_and_crop,
@@ -72,11 +80,6 @@ def test_the_fork_is_detected_and_gets_the_old_backend_adapter(webui):
     assert "backend" not in sys.modules  # Forge 2's backend is not there
 
 
-def test_disabled_changes_nothing(webui):
-    plain = webui.generate(None)
-    off = webui.generate({"enabled": False, "weak_cfg": 1.0})
-    assert torch.equal(plain.latents, off.latents)
-    assert off.roles() == [None] * 6
 
 
 # -- CFG ------------------------------------------------------------------------------------------
@@ -177,14 +180,6 @@ def test_weak_negative_prompt_is_the_weak_calls_uncond(webui):
     assert all(torch.equal(c.text_uncond, result.calls[-1].text_uncond) for c in result.calls if c.role != "weak")
 
 
-def test_prompt_editing_timing_is_not_shifted_by_reflections(webui):
-    prompt = "a [red:blue:3] cat"
-    plain = webui.generate(None, prompt=prompt)
-    w2sd = webui.generate({**CFG1, "reflect_steps": 1.0}, prompt=prompt)
-    own = [(c.step, c.text_cond) for c in w2sd.calls if c.role is None]
-    assert [s for s, _ in own] == [c.step for c in plain.calls] == list(range(6))
-    assert all(torch.equal(a, c.text_cond) for (_, a), c in zip(own, plain.calls))
-    assert [c.step for c in w2sd.calls if c.role == "weak"] == list(range(5))
 
 
 def test_dynamic_clip_skip_refuses_the_weak_prompt_and_keeps_the_cfg_difference(webui):
@@ -292,12 +287,6 @@ def test_lora_in_the_hires_pass(webui):
     assert torch.equal(webui.generate(None, prompt=LORA_PROMPT, **hires(webui)).latents, before.latents)
 
 
-def test_merged_dora_is_refused_with_a_clear_warning(webui):
-    webui.add_lora("dora", dora=True)
-    plain = webui.generate(None, prompt="a red cat <lora:dora:0.8>")
-    result = webui.generate(LORA, prompt="a red cat <lora:dora:0.8>")
-    assert "DoRA" in result.infotext and "generated without W2SD" in result.infotext
-    assert torch.equal(result.latents, plain.latents)
 
 
 def test_an_error_inside_a_switched_layer_puts_its_parameter_back(webui, monkeypatch):
@@ -320,18 +309,8 @@ def test_an_error_inside_a_switched_layer_puts_its_parameter_back(webui, monkeyp
     assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items()) and hooks(webui.model.unet) == 0
 
 
-def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
-    webui.add_lora()
-    plain = webui.generate(None, prompt=LORA_PROMPT)
-    same = webui.generate({"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5}, prompt=LORA_PROMPT)
-    assert torch.equal(same.latents, plain.latents) and "the weak model equals the strong one" in same.infotext
-    assert set(same.roles()) == {None}
 
 
-def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):
-    result = webui.generate({**LORA, "weak_cfg": 1.0})
-    assert "no LoRA in the txt2img prompt" in result.processed.comments
-    assert {c.role for c in result.calls} == {None, "weak", "strong"}
 
 
 def test_an_error_in_a_switched_call_restores_every_parameter(webui):
@@ -436,11 +415,6 @@ def test_every_kind_it_runs_on_the_usual_samplers_txt2img_img2img_and_hires(webu
         assert "W2SD reflected" in result.infotext and "W2SD warning" not in result.infotext, result.infotext
 
 
-def test_dpm_adaptive_runs_plain_with_a_warning(webui):
-    plain = webui.generate(None, sampler_name="DPM adaptive", steps=3)
-    result = webui.generate(CFG1, sampler_name="DPM adaptive", steps=3)
-    assert "chooses its steps as it goes" in result.infotext
-    assert torch.equal(result.latents, plain.latents)
 
 
 # -- faults ---------------------------------------------------------------------------------------

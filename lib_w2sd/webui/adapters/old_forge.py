@@ -53,10 +53,9 @@ from typing import Callable, Dict, Iterator, Optional
 
 from modules import shared
 
-from .. import rows
 from . import old_forge_lora
-from .family import FamilyBackend, is_hires
-from .forge import _apply_model_rows, _global_rng_snapshot, _with_hires_cfg
+from .family import is_hires
+from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
 
 BACKEND = "Forge's first backend (ldm_patched)"
 LORA_ATTR = "w2sd_old_forge_lora"  # p's attribute holding the pass's OldLoraSwitch during sampling
@@ -68,7 +67,7 @@ _REFUSED = {
 }
 
 
-class OldForgeBackend(FamilyBackend):
+class OldForgeBackend(ForgeFamilyBackend):
     name = "old_forge"
 
     def __init__(self, webui):
@@ -96,7 +95,7 @@ class OldForgeBackend(FamilyBackend):
     def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
         super().install(p, wrap)
         if self._reforge_hires(p):
-            p.sampler.func = _with_hires_cfg(p, p.sampler.func)
+            p.sampler.func = with_hires_cfg(p, p.sampler.func)
 
     def cfg_denoiser(self, p) -> Callable:
         den = p.sampler.model_wrap_cfg
@@ -110,39 +109,6 @@ class OldForgeBackend(FamilyBackend):
 
         return denoise
 
-    def sampling_state(self, p) -> Callable[[], None]:
-        restore_sampling, restore_rng = super().sampling_state(p), _global_rng_snapshot()
-
-        def restore():
-            restore_sampling()
-            restore_rng()
-
-        return restore
-
-    def _completed_ratio(self, p, sigma, calls: int) -> float:
-        """apply_refiner is called without sigma: the ratio counts the sampler's own calls."""
-        return calls / p.sampler.model_wrap_cfg.total_steps
-
-    # -- extra calls ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def extra_call(self, p, role: str) -> Iterator[None]:
-        restore_rng = _global_rng_snapshot() if p.sampler.model_wrap_cfg.mask is not None else None
-        try:
-            with super().extra_call(p, role):
-                yield
-        finally:
-            if restore_rng is not None:
-                restore_rng()
-
-    @contextlib.contextmanager
-    def cond_only(self, p) -> Iterator[bool]:
-        unet = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet
-        yield not unet.model_options.get("disable_cfg1_optimization", False)
-
-    def unet_rows(self, p, cache, record: bool):
-        model = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet.model
-        return rows.routed(model, "apply_model", cache, record, _apply_model_rows)
-
     # -- LoRA (old_forge_lora) -----------------------------------------------------------------
     def prompt_loras(self, p) -> Dict[str, float]:
         sd_model = shared.sd_model
@@ -152,7 +118,7 @@ class OldForgeBackend(FamilyBackend):
     @contextlib.contextmanager
     def lora_session(self, p) -> Iterator[None]:
         """Entered in the sampler call, after sampling_prepare loaded (and merged) the pass's UNet."""
-        unet = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet
+        unet = unet_patcher(p)
         patches = old_forge_lora.prompt_lora_patches(shared.sd_model, unet)
         with self.restoring_keys(p.__dict__, LORA_ATTR):
             p.__dict__[LORA_ATTR] = old_forge_lora.OldLoraSwitch(unet, patches) if patches else None
