@@ -330,24 +330,118 @@ def test_an_error_in_a_switched_call_restores_every_parameter(webui):
     assert getattr(result.p, "w2sd_old_forge_lora", None) is None
 
 
+# -- another checkpoint ---------------------------------------------------------------------------
+CHECKPOINT = {"enabled": True, "weak_checkpoint": "weak.safetensors", "reflect_steps": 0.5}
+
+
+def own_first_step(webui, rows):
+    """UNet rows per weak call of the reflected steps; Forge Classic runs the first step at CFG 1."""
+    return [1] + rows[1:] if webui.fork == "forge_classic" else rows
+
+
+def test_weak_checkpoint_runs_the_weak_calls_only_with_one_more_unet_of_memory(webui):
+    from ldm_patched.modules import model_management
+
+    webui.add_checkpoint("weak.safetensors")
+    plain = webui.generate(None)
+    result = webui.generate(CHECKPOINT)
+    weak = webui.weak_unet()
+    assert weak is not None and weak is not webui.model.unet
+    assert weak.calls == own_first_step(webui, [2, 2, 2])  # one weak call per reflected step: cond + uncond
+    assert result.batches() == webui.reflected_pattern(6, 3, strong_rows=2, weak_rows=None, normal_rows=2)
+    assert not torch.equal(result.latents, plain.latents) and "W2SD warning" not in result.infotext
+    assert webui.model.forge_objects.unet.model.diffusion_model is webui.model.unet  # put back
+    assert model_management.module_size(weak) == model_management.module_size(webui.model.unet)
+    assert torch.equal(webui.generate(None).latents, plain.latents)
+
+
+def test_weak_checkpoint_is_read_once_through_the_forks_loader_unet_only(webui, monkeypatch):
+    from modules_forge import forge_loader
+
+    reads = []
+    load = forge_loader.load_checkpoint_guess_config
+    monkeypatch.setattr(forge_loader, "load_checkpoint_guess_config",
+                        lambda sd, **kw: reads.append((sorted(sd), kw)) or load(sd, **kw))
+    webui.add_checkpoint("weak.safetensors")
+    first = webui.generate({**CHECKPOINT, "hires": True}, **hires(webui))
+    second = webui.generate({**CHECKPOINT, "hires": True}, **hires(webui))
+    assert len(reads) == 1 and torch.equal(first.latents, second.latents)
+    keys, options = reads[0]
+    assert all(k.startswith("model.diffusion_model.") for k in keys)  # no text encoder, no VAE
+    assert options == dict(output_vae=False, output_clip=False, output_clipvision=False, output_model=True)
+    webui.add_checkpoint("weak.safetensors", seed=6)  # the file changed: read again
+    webui.generate(CHECKPOINT)
+    assert len(reads) == 2
+
+
+@pytest.mark.parametrize("policy, loaded, cached", [("gpu", True, True), ("offload", False, True),
+                                                    ("unload", False, False)])
+def test_weak_checkpoint_memory_policy(webui, policy, loaded, cached):
+    from ldm_patched.modules import model_management
+
+    from lib_w2sd.webui.adapters import old_forge_unet
+
+    webui.settings(w2sd_checkpoint_memory=policy)
+    webui.add_checkpoint("weak.safetensors")
+    webui.generate(CHECKPOINT)
+    models = [m.model.model for m in model_management.current_loaded_models]
+    assert any(m is webui.model.forge_objects.unet.model for m in models)  # the WebUI's own UNet stays
+    assert (len(models) == 2) is loaded
+    assert (old_forge_unet.cache.entry is not None) is cached
+
+
+@pytest.mark.parametrize("filename, kwargs, message", [
+    ("xl.safetensors", dict(sdxl=True), "does not fit the loaded model's UNet"),
+    ("inpaint.safetensors", dict(inpainting=True), "input.weight is [8, 9, 3, 3] there but [8, 4, 3, 3]"),
+    ("vpred.safetensors", dict(v_pred=True), "V_PREDICTION"),
+    ("old.ckpt", {}, "not a .safetensors file"),
+])
+def test_unusable_weak_checkpoints_fall_back_with_a_clear_warning(webui, filename, kwargs, message):
+    webui.add_checkpoint(filename, **kwargs)
+    plain = webui.generate(None)
+    result = webui.generate({**CHECKPOINT, "weak_checkpoint": filename})
+    assert message in result.infotext and "generated without W2SD" in result.infotext
+    assert torch.equal(result.latents, plain.latents)
+
+
+def test_unusable_weak_checkpoint_fails_the_generation_under_fail(webui):
+    from lib_w2sd.webui.common import W2SDFailure
+
+    webui.settings(w2sd_on_error="fail")
+    webui.add_checkpoint("xl.safetensors", sdxl=True)
+    with pytest.raises(W2SDFailure, match="does not fit"):
+        webui.generate({**CHECKPOINT, "weak_checkpoint": "xl.safetensors"})
+
+
+def test_checkpoint_and_lora_combined_switch_lora_only_on_the_strong_unet(webui, context_weights):
+    webui.add_lora()
+    webui.add_checkpoint("weak.safetensors")
+    result = webui.generate({**LORA, **CHECKPOINT, "weak_cfg": 1.0}, prompt=LORA_PROMPT)
+    assert webui.weak_unet().calls == [1, 1, 1]  # weak CFG 1: the conditional batch only
+    assert {role for role, _ in context_weights} == {None, "strong"}  # the weak calls ran another UNet
+    assert "W2SD warning" not in result.infotext
+    assert hooks(webui.model.unet) == 1 and hooks(webui.weak_unet()) == 0
+
+
+def test_sdxl_weak_checkpoint(webui):
+    from harness import TinySD
+
+    webui.load(TinySD(sdxl=True))
+    webui.add_checkpoint("weak.safetensors", sdxl=True)
+    plain = webui.generate(None)
+    result = webui.generate(CHECKPOINT)
+    assert webui.weak_unet().calls == own_first_step(webui, [2, 2, 2]) and "W2SD warning" not in result.infotext
+    assert not torch.equal(result.latents, plain.latents)
+
+
 # -- kinds refused on the old backend -------------------------------------------------------------
 REFUSED = [
-    ("checkpoint", {"weak_checkpoint": "weak.safetensors"}, "weak checkpoint", "a weak checkpoint is not supported"),
     ("controlnet", {"weak_controlnet_weight": 0.5}, "ControlNet", "the ControlNet difference is not supported"),
 ]
 
 
-def weak_checkpoint(webui, directory):
-    """weak.safetensors (another tiny UNet) in the WebUI's checkpoint list."""
-    from harness import TinySD, write_checkpoint
-
-    write_checkpoint(directory / "weak.safetensors", TinySD(seed=5).unet)
-    webui.register_checkpoints(directory)
-
-
 @pytest.mark.parametrize("kind, fields, label, reason", REFUSED, ids=[r[0] for r in REFUSED])
-def test_a_refused_kind_alone_leaves_the_image_plain_with_one_sentence(webui, tmp_path, kind, fields, label, reason):
-    weak_checkpoint(webui, tmp_path)
+def test_a_refused_kind_alone_leaves_the_image_plain_with_one_sentence(webui, kind, fields, label, reason):
     plain = webui.generate(None, prompt="a red cat <lora:style:0.8>")
     result = webui.generate({"enabled": True, "reflect_steps": 0.5, **fields}, prompt="a red cat <lora:style:0.8>")
     sentence = f"W2SD: {NAMES[webui.fork]}: {reason}"
@@ -358,8 +452,7 @@ def test_a_refused_kind_alone_leaves_the_image_plain_with_one_sentence(webui, tm
 
 
 @pytest.mark.parametrize("kind, fields, label, reason", REFUSED, ids=[r[0] for r in REFUSED])
-def test_a_refused_kind_leaves_the_other_kinds_reflecting(webui, tmp_path, kind, fields, label, reason):
-    weak_checkpoint(webui, tmp_path)
+def test_a_refused_kind_leaves_the_other_kinds_reflecting(webui, kind, fields, label, reason):
     plain = webui.generate(None)
     cfg_only = webui.generate(CFG1)
     result = webui.generate({**CFG1, **fields})
@@ -439,6 +532,7 @@ def test_interrupt_or_skip_in_a_reflected_step_stops_cleanly(webui, flag):
     from modules import shared
 
     webui.add_lora()
+    webui.add_checkpoint("weak.safetensors")
     before = webui.generate(None, prompt=LORA_PROMPT)
     merged = parameters(webui.model.unet)
 
@@ -447,7 +541,8 @@ def test_interrupt_or_skip_in_a_reflected_step_stops_cleanly(webui, flag):
             setattr(shared.state, flag, True)
 
     webui.observers.append(stop)
-    result = webui.generate({**CFG1, **LORA, "weak_prompt": "a dog"}, prompt=LORA_PROMPT)
+    result = webui.generate({**CFG1, **LORA, **CHECKPOINT, "weak_prompt": "a dog"}, prompt=LORA_PROMPT)
+    assert webui.model.forge_objects.unet.model.diffusion_model is webui.model.unet
     assert result.roles()[-1] == "weak" and len(result.calls) < 12  # nothing ran after the interrupt
     assert result.p.sampler.last_latent is not None and result.p.w2sd_extra_call is None
     assert all(parameters(webui.model.unet)[k] is v for k, v in merged.items()) and hooks(webui.model.unet) == 0

@@ -19,7 +19,9 @@ from ldm_patched.modules import model_management
 from ldm_patched.modules.model_base import BaseModel
 from webui_patterns import reflected_pattern
 from modules_forge import forge_version
-from modules_forge.unet_patcher import ForgeObjects, UnetPatcher
+from modules_forge import forge_loader
+from modules_forge.forge_loader import ForgeObjects
+from modules_forge.unet_patcher import UnetPatcher
 
 from modules import extra_networks, shared
 
@@ -44,6 +46,7 @@ _a1111 = _a1111_harness()
 SCRIPT, DEFAULTS, Call, Result, write_checkpoint = (_a1111.SCRIPT, _a1111.DEFAULTS, _a1111.Call, _a1111.Result,
                                                    _a1111.write_checkpoint)
 TinySD = _a1111.tiny_sd.TinySD
+forge_loader.unet_class = _a1111.tiny_sd.TinyUNet
 
 
 def attach_forge_objects(sd_model):
@@ -82,13 +85,41 @@ class WebUI(_a1111.WebUI):
         super().__init__()
 
     def reset(self):
+        from lib_w2sd.webui.adapters import old_forge_unet
+
         forge_version.version = VERSIONS[self.fork]
+        old_forge_unet.cache.clear()
         model_management.unload_all_models()  # a LoRA merged into the UNet goes back to its backup
         super().reset()
         attach_forge_objects(self.model)
         extra_networks.extra_network_registry.clear()
         extra_networks.register_extra_network(forge_networks.ExtraNetworkLora())
         forge_networks.available_networks.clear()
+        self.models_dir = None
+
+    def add_checkpoint(self, filename, seed=5, v_pred=False, **model):
+        """`filename` in the models folder (a TinySD of `model`'s kind, or pickled bytes for .ckpt),
+        the folder listed as the WebUI's checkpoint list."""
+        from safetensors.torch import load_file, save_file
+
+        self.models_dir = getattr(self, "models_dir", None) or tempfile.mkdtemp(prefix="w2sd-oldforge-models-")
+        path = os.path.join(self.models_dir, filename)
+        if filename.endswith(".safetensors"):
+            write_checkpoint(path, TinySD(seed=seed, **model).unet)
+            if v_pred:
+                save_file({**load_file(path), "v_pred": torch.zeros(())}, path)
+        else:
+            with open(path, "wb") as file:
+                file.write(b"pickled data W2SD must never load")
+        self.register_checkpoints(self.models_dir)
+        return path
+
+    def weak_unet(self):
+        """The weak checkpoint's UNet W2SD holds (None: none)."""
+        from lib_w2sd.webui.adapters import old_forge_unet
+
+        entry = old_forge_unet.cache.entry
+        return entry.patcher.model.diffusion_model if entry is not None else None
 
     def add_lora(self, name="style", directory=None, **kwargs):
         """<lora:name:...> in the fork's Lora extension: a file for the loaded model's UNet."""

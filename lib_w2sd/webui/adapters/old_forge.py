@@ -41,9 +41,11 @@ R:modules/processing.py:560-620, C:501-511; the CompVisDenoiser over shared.sd_m
 - LoRA. old_forge_lora.OldLoraSwitch: per call, each LoRA layer runs a new parameter holding its
   weight merged with the prompt's patches at (target - own) by the patcher's own calculate_weight;
   the merged weights are never written, and each layer gets its own parameter back after the call.
-- Refused for now, each kind with one sentence naming the WebUI (common leaves that kind out and
-  reflects the others): the weak checkpoint (its loader and memory manager are not wired up yet)
-  and the ControlNet difference (its built-in ControlNet's patcher list is not wired up yet).
+- Checkpoint. old_forge_unet: the fork's loader on the file's UNet tensors only, checked against the
+  loaded UNet, loaded beside it by ldm_patched's memory manager; the weak call runs with
+  forge_objects.unet pointed at a clone of it carrying the strong patcher's options.
+- Refused for now, with one sentence naming the WebUI (common leaves that kind out and reflects the
+  others): the ControlNet difference (the built-in ControlNet's units are not scaled per call yet).
 """
 
 from __future__ import annotations
@@ -53,15 +55,14 @@ from typing import Callable, Dict, Iterator, Optional
 
 from modules import shared
 
-from . import old_forge_lora
+from ..surface import settings
+from . import old_forge_lora, old_forge_unet
 from .family import is_hires
 from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
 
 BACKEND = "Forge's first backend (ldm_patched)"
 LORA_ATTR = "w2sd_old_forge_lora"  # p's attribute holding the pass's OldLoraSwitch during sampling
 _REFUSED = {
-    "checkpoint": "a weak checkpoint is not supported there yet (W2SD does not drive {backend}'s loader and memory "
-                  "manager yet)",
     "controlnet": "the ControlNet difference is not supported there yet (W2SD does not scale the built-in "
                   "ControlNet's units on {backend} yet)",
 }
@@ -73,6 +74,7 @@ class OldForgeBackend(ForgeFamilyBackend):
     def __init__(self, webui):
         super().__init__()
         self.webui = webui
+        self._weak_call_patchers: Dict[int, object] = {}  # id(strong patcher) -> weak call patcher, this pass
         # reForge's hires pass runs at p.hr_cfg whatever cond_scale says (R:sd_samplers_cfg_denoiser.py:180-181)
         self.hires_cfg = webui.name == "reForge"
 
@@ -128,15 +130,28 @@ class OldForgeBackend(ForgeFamilyBackend):
         switch = p.__dict__.get(LORA_ATTR)
         return switch.applied(multiplier) if switch is not None else contextlib.nullcontext()
 
-    # -- refused kinds (refuses() keeps common from asking these) ------------------------------
-    def load_unet(self, name: str):
-        return None
+    # -- a second UNet (old_forge_unet) -------------------------------------------------------
+    def load_unet(self, name: str) -> Optional[old_forge_unet.WeakUNet]:
+        info = self.checkpoint_info(name)
+        return None if info is None else old_forge_unet.cache.get(name, info, shared.sd_model.forge_objects.unet)
 
-    def use_unet(self, p, handle):
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def use_unet(self, p, handle: old_forge_unet.WeakUNet) -> Iterator[None]:
+        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
+        strong = forge_objects.unet
+        patcher = self._weak_call_patchers.get(id(strong))
+        if patcher is None:
+            patcher = self._weak_call_patchers[id(strong)] = old_forge_unet.call_patcher(handle, strong)
+            old_forge_unet.cache.load_beside(strong, patcher)
+        with self.restoring_attributes(forge_objects, "unet"):
+            forge_objects.unet = patcher
+            yield
 
     def release_unets(self, generation_ended: bool) -> None:
-        """No weak UNet is ever loaded here."""
+        self._weak_call_patchers.clear()
+        old_forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
+
+    # -- refused kinds (refuses() keeps common from asking these) ------------------------------
 
     def controlnet_units(self, p) -> Optional[int]:
         return None

@@ -21,12 +21,3 @@ class UnetPatcher(ModelPatcher):
         n.extra_concat_condition = self.extra_concat_condition
         return n
 
-
-class ForgeObjects:
-    """modules_forge/forge_loader.py ForgeObjects (C:39-47): what sd_model.forge_objects holds."""
-
-    def __init__(self, unet, clip=None, vae=None, clipvision=None):
-        self.unet, self.clip, self.vae, self.clipvision = unet, clip, vae, clipvision
-
-    def shallow_copy(self):
-        return ForgeObjects(self.unet, self.clip, self.vae, self.clipvision)

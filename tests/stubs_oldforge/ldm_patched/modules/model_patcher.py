@@ -12,7 +12,7 @@ import torch
 
 
 class ModelPatcher:
-    def __init__(self, model, load_device=None, offload_device=None, size=0, current_device=None):
+    def __init__(self, model, load_device="cpu", offload_device="cpu", size=0, current_device="cpu"):
         self.model = model
         self.size = size
         self.patches = {}
@@ -53,7 +53,15 @@ class ModelPatcher:
                 self.patches.setdefault(k, []).append((strength_patch, patches[k], strength_model))
         return list(p)
 
+    def model_size(self):
+        from ldm_patched.modules.model_management import module_size
+
+        return module_size(self.model)
+
     def patch_model(self, device_to=None, patch_weights=True):
+        if device_to is not None:
+            self.model.to(device_to)
+            self.current_device = device_to
         model_sd = self.model.state_dict()
         for key in self.patches:
             weight = model_sd[key]
@@ -67,6 +75,9 @@ class ModelPatcher:
         for key, weight in self.backup.items():
             _set_attr(self.model, key, weight)
         self.backup = {}
+        if device_to is not None:
+            self.model.to(device_to)
+            self.current_device = device_to
 
     def calculate_weight(self, patches, weight, key):
         for strength, v, strength_model in patches:
