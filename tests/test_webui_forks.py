@@ -22,8 +22,8 @@ from test_webui_detection import EXPECTED, LAYOUTS, make_tree
 from test_xyz import AxisOption, ScriptClassData
 
 STAND_IN = "stubs"
-ADAPTERS = ("lib_w2sd.webui.adapters.a1111", "lib_w2sd.webui.adapters.forge", "lib_w2sd.webui.adapters.family",
-            "lib_w2sd.webui.adapters.old_forge")
+ADAPTERS = tuple(f"lib_w2sd.webui.adapters.{name}" for name in (
+    "a1111", "forge", "family", "forge_family", "old_forge", "old_forge_lora", "old_forge_unet"))
 ABSENT_THERE = ("backend", "ldm_patched", "modules_forge")
 
 

@@ -2,8 +2,8 @@
 
 `lib_w2sd.webui.common` does everything that is the same in every WebUI (turning W2SDParams
 into weak and strong denoisers, installing the wrapper, warnings, the error policy); an
-adapter (`a1111.A1111Backend`, `forge.ForgeBackend`, both on `family.FamilyBackend`) answers
-only what differs. The adapters are the only code that imports the WebUI's `modules`;
+adapter (`a1111.A1111Backend`, `forge.ForgeBackend`, `old_forge.OldForgeBackend`, all on
+`family.FamilyBackend`) answers only what differs. The adapters are the only code that imports the WebUI's `modules`;
 `lib_w2sd.webui.detect_backend()` picks one.
 
 Words used below
