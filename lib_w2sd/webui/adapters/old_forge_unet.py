@@ -5,7 +5,8 @@ file and hash, loaded beside the strong UNet by the fork's memory manager, relea
 - Reading: only the file's 'model.diffusion_model.*' tensors (safetensors, one at a time; pickled
   files are refused before opening), after their shapes were checked against the loaded UNet's
   (checkpoint.architecture_difference). They go to the fork's load_checkpoint_guess_config with
-  output_vae / output_clip / output_clipvision off (modules_forge/forge_loader.py C:71-144, R:214-),
+  output_vae / output_clip / output_clipvision off (modules_forge/forge_loader.py C:71-144; R:214-232,
+  234-311, returning ForgeSD, R:174),
   which guesses the UNet config from them (model_detection), builds the UNet in the fork's UNet dtype
   and wraps it in a UnetPatcher, as the fork does for its own checkpoint.
 - Prediction: the weak model's model_sampling must be of the loaded one's kind (EPS, V prediction,
@@ -69,9 +70,13 @@ def load_unet_patcher(name: str, filename: str, strong_patcher):
         # the UNet, and the top-level marks the fork's model detection reads (v_pred, ztsnr, edm_*)
         keys = [k for k in f.keys() if k.startswith((UNET_PREFIX, "edm_")) or "." not in k]
         state_dict = {k: f.get_tensor(k) for k in keys}
-    patcher = forge_loader.load_checkpoint_guess_config(state_dict, output_vae=False, output_clip=False,
-                                                        output_clipvision=False, output_model=True).unet
+    loaded = forge_loader.load_checkpoint_guess_config(state_dict, output_vae=False, output_clip=False,
+                                                       output_clipvision=False, output_model=True)
     state_dict.clear()
+    patcher = getattr(loaded, "unet", None)  # ForgeObjects (Classic) / ForgeSD (reForge); else a bare UNet
+    if patcher is None:
+        raise CheckpointError(f"weak_checkpoint {name!r}: {type(loaded).__name__} from the WebUI's loader holds no "
+                              "UNet of a known model type; pick a checkpoint of the loaded model's kind")
     weak, strong = prediction(patcher.model), prediction(strong_patcher.model)
     if weak != strong or not _same_schedule(patcher.model, strong_patcher.model):
         raise CheckpointError(f"weak_checkpoint {name!r} predicts as {' / '.join(weak)}, the loaded model as "
