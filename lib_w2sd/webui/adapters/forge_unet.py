@@ -138,11 +138,15 @@ class ForgeUNetCache:
         self.entry = None
 
     @staticmethod
-    def _unload(weak: WeakUNet) -> None:
-        """Take the weak UNet out of Forge's loaded models, moving it to its offload device."""
+    def memory_management():
+        """The WebUI's memory manager (backend/memory_management.py; old_forge_unet's is ldm_patched's)."""
         from backend import memory_management
 
-        loaded = memory_management.current_loaded_models
+        return memory_management
+
+    def _unload(self, weak: WeakUNet) -> None:
+        """Take the weak UNet out of the WebUI's loaded models, moving it to its offload device."""
+        loaded = self.memory_management().current_loaded_models
         for i in reversed(range(len(loaded))):
             if loaded[i].model.model is weak.patcher.model:
                 loaded.pop(i).model_unload()

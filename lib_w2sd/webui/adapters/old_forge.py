@@ -59,6 +59,7 @@ from ..surface import settings
 from . import old_forge_lora, old_forge_unet
 from .family import is_hires
 from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
+from .forge_unet import call_patcher
 
 BACKEND = "Forge's first backend (ldm_patched)"
 LORA_ATTR = "w2sd_old_forge_lora"  # p's attribute holding the pass's OldLoraSwitch during sampling
@@ -141,7 +142,7 @@ class OldForgeBackend(ForgeFamilyBackend):
         strong = forge_objects.unet
         patcher = self._weak_call_patchers.get(id(strong))
         if patcher is None:
-            patcher = self._weak_call_patchers[id(strong)] = old_forge_unet.call_patcher(handle, strong)
+            patcher = self._weak_call_patchers[id(strong)] = call_patcher(handle, strong)
             old_forge_unet.cache.load_beside(strong, patcher)
         with self.restoring_attributes(forge_objects, "unet"):
             forge_objects.unet = patcher

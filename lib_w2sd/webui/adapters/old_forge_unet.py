@@ -23,24 +23,12 @@ file and hash, loaded beside the strong UNet by the fork's memory manager, relea
 
 from __future__ import annotations
 
-import copy
 import os
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
 from .checkpoint import UNET_PREFIX, CheckpointError, architecture_difference, check_safetensors, unet_shapes
-
-
-@dataclass
-class WeakUNet:
-    """A handle: the weak checkpoint's UNet patcher and what it was made from."""
-
-    name: str
-    key: tuple
-    patcher: object  # modules_forge.unet_patcher.UnetPatcher over the weak BaseModel
-    bytes: int
+from .forge_unet import ForgeUNetCache, WeakUNet
 
 
 def _shapes(model) -> dict:
@@ -85,24 +73,17 @@ def load_unet_patcher(name: str, filename: str, strong_patcher):
     return patcher
 
 
-def call_patcher(weak: WeakUNet, strong_patcher):
-    """The patcher a weak call runs with: the weak model under the strong patcher's options."""
-    patcher = weak.patcher.clone()
-    patcher.model_options = copy.deepcopy(strong_patcher.model_options)
-    patcher.controlnet_linked_list = strong_patcher.controlnet_linked_list
-    patcher.extra_concat_condition = strong_patcher.extra_concat_condition
-    return patcher
+class OldForgeUNetCache(ForgeUNetCache):
+    """forge_unet's cache (one weak UNet per process; the memory policy) on ldm_patched's memory manager,
+    reading with the fork's loader."""
 
-
-class OldForgeUNetCache:
-    """At most one weak UNet per process, reused while its file and the loaded UNet's shapes stay."""
-
-    def __init__(self):
-        self.entry: Optional[WeakUNet] = None
-
-    def get(self, name: str, info, strong_patcher) -> WeakUNet:
+    @staticmethod
+    def memory_management():
         from ldm_patched.modules import model_management
 
+        return model_management
+
+    def get(self, name: str, info, strong_patcher) -> WeakUNet:
         check_safetensors(name, info.filename)
         stat = os.stat(info.filename)
         file_hash = getattr(info, "sha256", None) or info.hash  # with size and mtime: no re-hashing
@@ -112,43 +93,15 @@ class OldForgeUNetCache:
             return self.entry
         self.clear()  # free the old weak UNet before reading the new one
         patcher = load_unet_patcher(name, info.filename, strong_patcher)
-        self.entry = WeakUNet(name, key, patcher, model_management.module_size(patcher.model))
+        self.entry = WeakUNet(name, key, patcher, self.memory_management().module_size(patcher.model))
         return self.entry
 
-    @staticmethod
-    def load_beside(strong_patcher, patcher) -> None:
+    def load_beside(self, strong_patcher, patcher) -> None:
         """Load the weak call's patcher beside the strong one and the models it samples with."""
-        from ldm_patched.modules import model_management
-
         extra = list(strong_patcher.extra_model_patchers_during_sampling)
         if strong_patcher.controlnet_linked_list is not None:
             extra += strong_patcher.controlnet_linked_list.get_models()
-        model_management.load_models_gpu([strong_patcher, *extra, patcher])
-
-    def release(self, policy: str, generation_ended: bool) -> None:
-        """After a generation: 'gpu' keeps the weak UNet loaded, 'offload' moves it to the offload
-        device, 'unload' frees it. Between passes nothing moves."""
-        if self.entry is None or not generation_ended or policy == "gpu":
-            return
-        self._unload(self.entry)
-        if policy == "unload":
-            self.entry = None
-
-    def clear(self) -> None:
-        if self.entry is not None:
-            self._unload(self.entry)
-        self.entry = None
-
-    @staticmethod
-    def _unload(weak: WeakUNet) -> None:
-        from ldm_patched.modules import model_management
-
-        loaded = model_management.current_loaded_models
-        for i in reversed(range(len(loaded))):
-            if loaded[i].model.model is weak.patcher.model:
-                loaded.pop(i).model_unload()
-        weak.patcher.model.to(weak.patcher.offload_device)
-        weak.patcher.current_device = weak.patcher.offload_device
+        self.memory_management().load_models_gpu([strong_patcher, *extra, patcher])
 
 
 # The one cache of this process.
