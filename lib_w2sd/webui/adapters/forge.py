@@ -45,7 +45,6 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 from modules import shared
 
-from ..surface import settings
 from . import forge_controlnet, forge_lora, forge_unet
 from .family import is_hires
 from .forge_family import ForgeFamilyBackend, with_hires_cfg
@@ -64,10 +63,6 @@ class _LoraSession:
 
 class ForgeBackend(ForgeFamilyBackend):
     name = "forge"
-
-    def __init__(self):
-        super().__init__()
-        self._weak_call_patchers: Dict[int, Any] = {}  # id(strong patcher) -> weak call patcher, this pass
 
     # -- the pass ---------------------------------------------------------------------------
     def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
@@ -157,21 +152,8 @@ class ForgeBackend(ForgeFamilyBackend):
         info = self.checkpoint_info(name)
         return None if info is None else forge_unet.cache.get(name, info, shared.sd_model)
 
-    @contextlib.contextmanager
-    def use_unet(self, p, handle: forge_unet.WeakUNet) -> Iterator[None]:
-        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
-        strong = forge_objects.unet
-        patcher = self._weak_call_patchers.get(id(strong))
-        if patcher is None:
-            forge_unet.cache.ensure_loaded(handle, strong)
-            patcher = self._weak_call_patchers[id(strong)] = forge_unet.call_patcher(handle, strong)
-        with self.restoring_attributes(forge_objects, "unet"):
-            forge_objects.unet = patcher
-            yield
-
-    def release_unets(self, generation_ended: bool) -> None:
-        self._weak_call_patchers.clear()
-        forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
+    def unet_cache(self):
+        return forge_unet.cache
 
 
 def _call_forge_objects(p):

@@ -17,6 +17,8 @@ over the UNet patcher in `forge_objects.unet`:
   keyword conds c_crossattn, y, c_concat and transformer_options['cond_or_uncond'] (Forge
   sampling_function.py:154-289; reForge samplers.py:296-334, Classic 237-293; through a
   model_function_wrapper too, which gets the routed method).
+- Weak checkpoint: the weak call runs with forge_objects.unet pointed at a patcher over the weak
+  UNet (the adapter's cache makes and loads it); the sampling function reads it per call.
 - Hires CFG: Forge and reForge replace the hires pass's cond_scale by p.hr_cfg in the denoiser
   (with_hires_cfg gives the installed sampler that scale).
 """
@@ -25,16 +27,42 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Callable, Iterator
+from typing import Any, Callable, Dict, Iterator
 
 import torch
 
 from .. import rows
+from ..surface import settings
 from .family import FamilyBackend
 
 
 class ForgeFamilyBackend(FamilyBackend):
     """The answers Forge 2 and the first-backend forks share."""
+
+    def __init__(self):
+        super().__init__()
+        self._weak_call_patchers: Dict[int, Any] = {}  # id(strong patcher) -> weak call patcher, this pass
+
+    def unet_cache(self):
+        """The adapter's weak-UNet cache (forge_unet.ForgeUNetCache, or old_forge_unet's)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def use_unet(self, p, handle) -> Iterator[None]:
+        """The enclosed den calls with forge_objects.unet pointed at the weak call's patcher (the
+        sampling function reads it per call)."""
+        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
+        strong = forge_objects.unet
+        patcher = self._weak_call_patchers.get(id(strong))
+        if patcher is None:
+            patcher = self._weak_call_patchers[id(strong)] = self.unet_cache().weak_call(handle, strong)
+        with self.restoring_attributes(forge_objects, "unet"):
+            forge_objects.unet = patcher
+            yield
+
+    def release_unets(self, generation_ended: bool) -> None:
+        self._weak_call_patchers.clear()
+        self.unet_cache().release(settings.checkpoint_memory(), generation_ended)
 
     def sampling_state(self, p) -> Callable[[], None]:
         restore_sampling, restore_rng = super().sampling_state(p), _global_rng_snapshot()

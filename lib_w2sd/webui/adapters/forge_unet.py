@@ -116,6 +116,11 @@ class ForgeUNetCache:
         self.entry = WeakUNet(name, key, patcher, memory_management.module_size(patcher.model))
         return self.entry
 
+    def weak_call(self, weak: WeakUNet, strong_patcher):
+        """The patcher of a weak call beside `strong_patcher` (call_patcher), its UNet loaded."""
+        self.ensure_loaded(weak, strong_patcher)
+        return call_patcher(weak, strong_patcher)
+
     def ensure_loaded(self, weak: WeakUNet, strong_patcher) -> None:
         """Load the weak UNet to the GPU beside the strong one, in one budget (Forge's idiom for
         extra models, backend/sampling/sampling_function.py:383-387)."""

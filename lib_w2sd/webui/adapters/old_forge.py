@@ -55,11 +55,9 @@ from typing import Callable, Dict, Iterator, Optional
 
 from modules import shared
 
-from ..surface import settings
 from . import old_forge_lora, old_forge_unet
 from .family import is_hires
 from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
-from .forge_unet import call_patcher
 
 BACKEND = "Forge's first backend (ldm_patched)"
 LORA_ATTR = "w2sd_old_forge_lora"  # p's attribute holding the pass's OldLoraSwitch during sampling
@@ -75,7 +73,6 @@ class OldForgeBackend(ForgeFamilyBackend):
     def __init__(self, webui):
         super().__init__()
         self.webui = webui
-        self._weak_call_patchers: Dict[int, object] = {}  # id(strong patcher) -> weak call patcher, this pass
         # reForge's hires pass runs at p.hr_cfg whatever cond_scale says (R:sd_samplers_cfg_denoiser.py:180-181)
         self.hires_cfg = webui.name == "reForge"
 
@@ -136,21 +133,8 @@ class OldForgeBackend(ForgeFamilyBackend):
         info = self.checkpoint_info(name)
         return None if info is None else old_forge_unet.cache.get(name, info, shared.sd_model.forge_objects.unet)
 
-    @contextlib.contextmanager
-    def use_unet(self, p, handle: old_forge_unet.WeakUNet) -> Iterator[None]:
-        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
-        strong = forge_objects.unet
-        patcher = self._weak_call_patchers.get(id(strong))
-        if patcher is None:
-            patcher = self._weak_call_patchers[id(strong)] = call_patcher(handle, strong)
-            old_forge_unet.cache.load_beside(strong, patcher)
-        with self.restoring_attributes(forge_objects, "unet"):
-            forge_objects.unet = patcher
-            yield
-
-    def release_unets(self, generation_ended: bool) -> None:
-        self._weak_call_patchers.clear()
-        old_forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
+    def unet_cache(self):
+        return old_forge_unet.cache
 
     # -- refused kinds (refuses() keeps common from asking these) ------------------------------
 

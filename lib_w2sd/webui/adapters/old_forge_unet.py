@@ -28,7 +28,7 @@ import os
 import torch
 
 from .checkpoint import UNET_PREFIX, CheckpointError, architecture_difference, check_safetensors, unet_shapes
-from .forge_unet import ForgeUNetCache, WeakUNet
+from .forge_unet import ForgeUNetCache, WeakUNet, call_patcher
 
 
 def _shapes(model) -> dict:
@@ -96,12 +96,14 @@ class OldForgeUNetCache(ForgeUNetCache):
         self.entry = WeakUNet(name, key, patcher, self.memory_management().module_size(patcher.model))
         return self.entry
 
-    def load_beside(self, strong_patcher, patcher) -> None:
-        """Load the weak call's patcher beside the strong one and the models it samples with."""
+    def weak_call(self, weak: WeakUNet, strong_patcher):
+        """The weak call's patcher, loaded beside the strong one and the models it samples with."""
+        patcher = call_patcher(weak, strong_patcher)
         extra = list(strong_patcher.extra_model_patchers_during_sampling)
         if strong_patcher.controlnet_linked_list is not None:
             extra += strong_patcher.controlnet_linked_list.get_models()
         self.memory_management().load_models_gpu([strong_patcher, *extra, patcher])
+        return patcher
 
 
 # The one cache of this process.
