@@ -99,7 +99,8 @@ def test_a_fork_with_neither_backend_is_unknown(tmp_path):
 
 
 @pytest.mark.parametrize("stand_in, expected", [("stubs", WebUI("AUTOMATIC1111", A1111)),
-                                                ("stubs_forge", WebUI("Forge", FORGE, "2.0.1v1.10.1"))])
+                                                ("stubs_forge", WebUI("Forge", FORGE, "2.0.1v1.10.1")),
+                                                ("stubs_oldforge", WebUI("reForge", OLD_FORGE, "1.0.0v2-v1.10.1RC"))])
 def test_the_webui_stand_ins_are_detected_as_the_webuis_they_mirror(stand_in, expected):
     found = detect_webui(os.path.join(TESTS, stand_in))
     assert (found.name, found.family, found.version) == (expected.name, expected.family, expected.version)
@@ -117,10 +118,9 @@ def test_the_root_is_where_the_modules_package_is(monkeypatch, tmp_path):
 
 # -- the one sentence ------------------------------------------------------------------------------
 @pytest.mark.parametrize("layout, sentence", [
-    ("reforge", "reForge 1.0.0v2-v1.10.1RC is not supported: it samples with Forge's first backend "
-                "(ldm_patched), for which W2SD has no adapter yet"),
-    ("forge_classic", "Forge Classic is not supported: it samples with Forge's first backend"),
-    ("forge_first_backend", "Forge (first backend) 0.0.17v1.8.0rc is not supported: it samples with"),
+    ("forge_first_backend", "Forge (first backend) 0.0.17v1.8.0rc is not supported: it samples with Forge's "
+                            "first backend (ldm_patched), for which W2SD's adapter covers only reForge and Forge "
+                            "Classic"),
     ("forge_neo", "Forge Neo 2.22 is not supported: its backend is its own fork of Forge 2's"),
     ("unknown", "is not supported: W2SD found neither AUTOMATIC1111's sampler modules nor Forge's backend"),
 ])

@@ -1,11 +1,12 @@
-"""The real scripts/w2sd.py on the old-backend forks' and Forge Neo's layouts (no adapter yet):
+"""The real scripts/w2sd.py on the layouts of Forge before 2.0 and Forge Neo (no adapter yet; reForge
+and Forge Classic have one, tests/test_webui_old_forge.py):
 it loads without error, imports nothing of an adapter or of a backend those WebUIs lack, and a
 generation with W2SD enabled runs plain, bit-identical, with the one sentence naming the WebUI
 under the image, in the infotext and on the console.
 
-These tests run the A1111 stand-in's `modules` (tests/stubs) under a reForge / Forge
-Classic / Forge Neo root: what the extension's surface and script use of `modules` is the same
-in those forks as in A1111 1.10.1 (checked in reForge main 3b56b268 and Forge Classic 1f95d717:
+These tests run the A1111 stand-in's `modules` (tests/stubs) under a Forge 0.0.17 / Forge Neo root:
+what the extension's surface and script use of `modules` is the same in the Forge forks as in A1111
+1.10.1 (checked in reForge main 3b56b268 and Forge Classic 1f95d717:
 modules/scripts.py Script, AlwaysVisible, scripts_data, process_before_every_sampling;
 script_callbacks.on_ui_settings / on_before_ui / on_app_started; shared.OptionInfo (options.py
 OptionInfo.info); ui_components.InputAccordion; ui_common.create_refresh_button;
@@ -21,11 +22,12 @@ from test_webui_detection import EXPECTED, LAYOUTS, make_tree
 from test_xyz import AxisOption, ScriptClassData
 
 STAND_IN = "stubs"
-ADAPTERS = ("lib_w2sd.webui.adapters.a1111", "lib_w2sd.webui.adapters.forge", "lib_w2sd.webui.adapters.family")
+ADAPTERS = tuple(f"lib_w2sd.webui.adapters.{name}" for name in (
+    "a1111", "forge", "family", "forge_family", "old_forge", "old_forge_lora", "old_forge_unet"))
 ABSENT_THERE = ("backend", "ldm_patched", "modules_forge")
 
 
-@pytest.fixture(params=["reforge", "forge_classic", "forge_neo"])
+@pytest.fixture(params=["forge_first_backend", "forge_neo"])
 def fork(request, a1111_box, tmp_path, monkeypatch):
     """The A1111 stand-in's modules under the root of `request.param`'s layout."""
     from lib_w2sd import webui

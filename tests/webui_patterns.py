@@ -76,6 +76,12 @@ def assert_joint_equals_two_calls(webui, monkeypatch, w2sd, **kwargs):
     assert not torch.allclose(joint.latents, plain.latents)
 
 
+def expected_batches(webui, *args, **kwargs):
+    """reflected_pattern as `webui` batches it (a harness whose WebUI batches some step its own way
+    says so with a reflected_pattern method of the same arguments)."""
+    return getattr(webui, "reflected_pattern", reflected_pattern)(*args, **kwargs)
+
+
 def joint_tests(hires: dict) -> dict:
     """The joint-call tests, for a WebUI test module to take into its globals (`hires`: the
     generate() arguments of a hires-fix pass in that WebUI)."""
@@ -95,19 +101,19 @@ def joint_tests(hires: dict) -> dict:
 
     def test_weak_prompt_adds_one_row_to_the_strong_calls_batch(webui):
         result = webui.generate({**half, "weak_prompt": "a dog"})
-        assert result.batches() == reflected_pattern(6, 3, strong_rows=3, weak_rows=None, normal_rows=2)
+        assert result.batches() == expected_batches(webui, 6, 3, strong_rows=3, weak_rows=None, normal_rows=2)
 
     def test_a_weak_negative_prompt_keeps_two_calls(webui):
         """Its uncond rows would have to ride in the strong call as cond rows, which extensions that
         tell cond from uncond rows (IP-Adapter, ControlNet's soft modes) would misread."""
         result = webui.generate({**half, "weak_negative_prompt": "sharp"})
-        assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=2, normal_rows=2)
+        assert result.batches() == expected_batches(webui, 6, 3, strong_rows=2, weak_rows=2, normal_rows=2)
 
     def test_weight_differences_keep_two_calls(webui):
         webui.add_lora()
         result = webui.generate({**half, "weak_cfg": 1.0, "weak_lora_multiplier": -1.0},
                                 prompt="a red cat <lora:style:0.8>")
-        assert result.batches() == reflected_pattern(6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
+        assert result.batches() == expected_batches(webui, 6, 3, strong_rows=2, weak_rows=1, normal_rows=2)
 
     def test_equal_scales_in_a_joint_call_are_bit_identical_to_plain(webui):
         """Weak and strong both at CFG 5 (the pass's is 7): one joint call per reflected step whose two
@@ -115,7 +121,7 @@ def joint_tests(hires: dict) -> dict:
         plain = webui.generate(None)
         same = webui.generate({**half, "weak_cfg": 5.0, "strong_cfg": 5.0})
         assert torch.equal(same.latents, plain.latents)
-        assert same.batches() == reflected_pattern(6, 3, 2, None, 2)
+        assert same.batches() == expected_batches(webui, 6, 3, 2, None, 2)
         assert same.p.extra_generation_params["W2SD gap"] == "0"
 
     return {name: value for name, value in locals().items() if name.startswith("test_")}

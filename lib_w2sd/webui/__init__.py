@@ -2,9 +2,10 @@
 
 detect_webui() tells which WebUI this process runs in from the folders and version files of its
 root (never by importing them); detect_backend() returns its adapter (see base.Backend for the
-questions an adapter answers; common.py for what is shared), or, for a WebUI without one,
-adapters/unsupported.UnsupportedBackend, which leaves every generation plain with one sentence
-naming the WebUI.
+questions an adapter answers; common.py for what is shared): adapters/a1111.py, forge.py, and
+old_forge.py for reForge and Forge Classic; or, for a WebUI without one (Forge before 2.0, Forge
+Neo, anything else), adapters/unsupported.UnsupportedBackend, which leaves every generation plain
+with one sentence naming the WebUI.
 
 What each WebUI really has at its root (read in their sources):
 - AUTOMATIC1111 v1.10.1 (82a973c0): `modules/` with sd_samplers_kdiffusion.py and
@@ -33,6 +34,9 @@ from .base import Backend
 
 # Families: which sampling code a WebUI runs.
 A1111, FORGE, OLD_FORGE, UNKNOWN = "a1111", "forge", "ldm_patched", "unknown"
+
+# The old-backend forks with an adapter (adapters/old_forge.py); Forge before 2.0 is not one of them.
+OLD_FORGE_ADAPTED = ("reForge", "Forge Classic")
 
 _backend: Optional[Backend] = None
 
@@ -148,6 +152,10 @@ def _adapter(webui: WebUI) -> Optional[Backend]:
         from .adapters.forge import ForgeBackend
 
         return ForgeBackend()
+    if webui.family == OLD_FORGE and webui.name in OLD_FORGE_ADAPTED:
+        from .adapters.old_forge import OldForgeBackend
+
+        return OldForgeBackend(webui)
     return None
 
 

@@ -2,8 +2,8 @@
 
 `lib_w2sd.webui.common` does everything that is the same in every WebUI (turning W2SDParams
 into weak and strong denoisers, installing the wrapper, warnings, the error policy); an
-adapter (`a1111.A1111Backend`, `forge.ForgeBackend`, both on `family.FamilyBackend`) answers
-only what differs. The adapters are the only code that imports the WebUI's `modules`;
+adapter (`a1111.A1111Backend`, `forge.ForgeBackend`, `old_forge.OldForgeBackend`, all on
+`family.FamilyBackend`) answers only what differs. The adapters are the only code that imports the WebUI's `modules`;
 `lib_w2sd.webui.detect_backend()` picks one.
 
 Words used below
@@ -93,6 +93,13 @@ class Backend(abc.ABC):
     def warn(self, p, message: str) -> None:
         """Show `message` to the user of this generation (UI comment and console); the caller
         also writes it into the infotext."""
+
+    def refuses(self, p, kind: str) -> Optional[str]:
+        """Why this WebUI cannot run the weak-model difference `kind` (a W2SDParams.kinds() name:
+        cfg, prompt, lora, checkpoint, controlnet) in the current pass, as one sentence naming the
+        WebUI; None when it can. Called in process_before_every_sampling: a refused kind is left out
+        with that sentence as a warning, the other kinds still reflect."""
+        return None
 
     # -- the pass -----------------------------------------------------------------------------
     @abc.abstractmethod

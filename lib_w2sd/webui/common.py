@@ -137,7 +137,7 @@ def finish(p) -> None:
 # -- building the denoisers ---------------------------------------------------------------------
 def _variants(p, run: Run, info: PassInfo):
     params, backend = run.params, run.backend
-    kinds = params.kinds()
+    kinds = [kind for kind in params.kinds() if not _refused(p, run, kind)]
     conds = None
     if "prompt" in kinds:
         conds = backend.encode_conds(p, params.weak_prompt, params.weak_negative_prompt)
@@ -168,6 +168,19 @@ def _variants(p, run: Run, info: PassInfo):
     strong = Variant(STRONG, cond_scale=_cfg_difference(params.strong_cfg, info), lora_multiplier=lora_strong,
                      controlnet_multiplier=control_strong)
     return weak, strong
+
+
+# How a warning names each kind of W2SDParams.kinds().
+KIND_NAMES = {"cfg": "CFG", "prompt": "weak prompt", "lora": "LoRA", "checkpoint": "weak checkpoint",
+              "controlnet": "ControlNet"}
+
+
+def _refused(p, run: Run, kind: str) -> bool:
+    """The WebUI cannot run `kind` (Backend.refuses): warn that it is left out."""
+    reason = run.backend.refuses(p, kind)
+    if reason is not None:
+        _warn(p, run, f"{reason}: the {KIND_NAMES[kind]} difference is left out")
+    return reason is not None
 
 
 def _cfg_difference(scale: Optional[float], info: PassInfo) -> Optional[float]:

@@ -6,7 +6,9 @@ extensions-builtin/sd_forge_lora.
 Forge's `modules` are AUTOMATIC1111's with sampling moved onto `backend`: ForgeBackend shares
 family.FamilyBackend with the A1111 adapter (messages, which samplers can be reflected,
 installing on p.sampler.func, the CFG denoiser's per-call counters, the sampling-state snapshot,
-prompt encoding) and answers differently where Forge differs:
+prompt encoding), forge_family.ForgeFamilyBackend with the old-backend forks' adapter (the global
+RNG around extra calls, the refiner's call count, CFG 1 and the row routing below), and answers
+differently where Forge differs:
 
 - CFG. In the hires pass Forge's denoiser ignores its cond_scale argument and uses p.hr_cfg
   (sd_samplers_cfg_denoiser.py:187-188): the installed sampler gets cond_scale = p.hr_cfg in its
@@ -38,17 +40,14 @@ prompt encoding) and answers differently where Forge differs:
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 from typing import Any, Callable, Dict, Iterator, Optional
 
-import torch
 from modules import shared
 
-from .. import rows
-from ..surface import settings
 from . import forge_controlnet, forge_lora, forge_unet
-from .family import FamilyBackend, is_hires
+from .family import is_hires
+from .forge_family import ForgeFamilyBackend, with_hires_cfg
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
 UNCOND_ATTR = "w2sd_forge_uncond"  # p's attribute: {hires?: uncond encoded for a pass at CFG 1}
@@ -62,18 +61,14 @@ class _LoraSession:
         self.multiplier = None
 
 
-class ForgeBackend(FamilyBackend):
+class ForgeBackend(ForgeFamilyBackend):
     name = "forge"
-
-    def __init__(self):
-        super().__init__()
-        self._weak_call_patchers: Dict[int, Any] = {}  # id(strong patcher) -> weak call patcher, this pass
 
     # -- the pass ---------------------------------------------------------------------------
     def install(self, p, wrap: Callable[[Callable], Callable]) -> None:
         super().install(p, wrap)
         if is_hires(p):
-            p.sampler.func = _with_hires_cfg(p, p.sampler.func)
+            p.sampler.func = with_hires_cfg(p, p.sampler.func)
         if _pass_uncond(p) is None:
             self._encode_own_uncond(p)
 
@@ -94,46 +89,11 @@ class ForgeBackend(FamilyBackend):
 
         return denoise
 
-    def sampling_state(self, p) -> Callable[[], None]:
-        restore_sampling = super().sampling_state(p)
-        restore_rng = _global_rng_snapshot()
-
-        def restore():
-            restore_sampling()
-            restore_rng()
-
-        return restore
-
     def pass_cfg(self, p) -> float:
         """Forge's hires pass runs at its own CFG (sd_samplers_cfg_denoiser.py:187-188)."""
         return p.hr_cfg if is_hires(p) else p.cfg_scale
 
-    def _completed_ratio(self, p, sigma, calls: int) -> float:
-        """Forge's apply_refiner counts the sampler's own calls, whatever the noise level
-        (sd_samplers_common.py:167)."""
-        return calls / p.sampler.model_wrap_cfg.total_steps
-
     # -- extra calls ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def extra_call(self, p, role: str) -> Iterator[None]:
-        restore_rng = _global_rng_snapshot() if p.sampler.model_wrap_cfg.mask is not None else None
-        try:
-            with super().extra_call(p, role):
-                yield
-        finally:
-            if restore_rng is not None:
-                restore_rng()
-
-    @contextlib.contextmanager
-    def cond_only(self, p) -> Iterator[bool]:
-        """Forge skips the uncond batch at scale 1 unless an extension asked it not to."""
-        unet = shared.sd_model.forge_objects.unet
-        yield not unet.model_options.get("disable_cfg1_optimization", False)
-
-    def unet_rows(self, p, cache, record: bool):
-        model = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet.model
-        return rows.routed(model, "apply_model", cache, record, _apply_model_rows)
-
     def conditioning_extras(self, p, hires: bool) -> Dict[str, Any]:
         """Forge's SdConditioning carries the pass's distilled CFG (processing.py:491-492, 1579-1580)."""
         return {"distilled_cfg_scale": p.hr_distilled_cfg if hires else getattr(p, "distilled_cfg_scale", None)}
@@ -192,34 +152,8 @@ class ForgeBackend(FamilyBackend):
         info = self.checkpoint_info(name)
         return None if info is None else forge_unet.cache.get(name, info, shared.sd_model)
 
-    @contextlib.contextmanager
-    def use_unet(self, p, handle: forge_unet.WeakUNet) -> Iterator[None]:
-        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
-        strong = forge_objects.unet
-        patcher = self._weak_call_patchers.get(id(strong))
-        if patcher is None:
-            forge_unet.cache.ensure_loaded(handle, strong)
-            patcher = self._weak_call_patchers[id(strong)] = forge_unet.call_patcher(handle, strong)
-        with self.restoring_attributes(forge_objects, "unet"):
-            forge_objects.unet = patcher
-            yield
-
-    def release_unets(self, generation_ended: bool) -> None:
-        self._weak_call_patchers.clear()
-        forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
-
-
-# The per-batch model inputs of KModel.apply_model(x, t, **c) (sampling_function.py:154-289); the
-# ControlNet's 'control' is computed from these rows, 'transformer_options' is the same for all.
-_ROW_INPUTS = ("c_crossattn", "y", "c_concat")
-
-
-def _apply_model_rows(x, t, c_concat=None, c_crossattn=None, transformer_options=None, **c):
-    c.update(c_concat=c_concat, c_crossattn=c_crossattn)
-    tensors = [x, t] + [c[k] for k in _ROW_INPUTS if isinstance(c.get(k), torch.Tensor)]
-    marks = (transformer_options or {}).get("cond_or_uncond") or []
-    per_chunk = x.shape[0] // len(marks) if marks else 0
-    return rows.row_keys(x.shape[0], tensors, [m for m in marks for _ in range(per_chunk)])
+    def unet_cache(self):
+        return forge_unet.cache
 
 
 def _call_forge_objects(p):
@@ -229,32 +163,3 @@ def _call_forge_objects(p):
 
 def _pass_uncond(p):
     return p.hr_uc if is_hires(p) else p.uc
-
-
-def _with_hires_cfg(p, func: Callable) -> Callable:
-    """`func` called with extra_args' cond_scale = p.hr_cfg, the scale Forge's hires pass really
-    uses (the sampler passes p.cfg_scale, which the denoiser ignores there)."""
-    signature = inspect.signature(func)
-
-    def sampler(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        if bound.arguments.get("extra_args") is not None:
-            bound.arguments["extra_args"] = dict(bound.arguments["extra_args"], cond_scale=p.hr_cfg)
-        return func(*bound.args, **bound.kwargs)
-
-    sampler.__signature__ = signature
-    sampler.w2sd_original = getattr(func, "w2sd_original", func)
-    return sampler
-
-
-def _global_rng_snapshot() -> Callable[[], None]:
-    """Save the global torch RNG (CPU, and CUDA when in use); the returned function restores it."""
-    cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-
-    def restore():
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-
-    return restore

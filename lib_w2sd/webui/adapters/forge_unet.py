@@ -116,6 +116,11 @@ class ForgeUNetCache:
         self.entry = WeakUNet(name, key, patcher, memory_management.module_size(patcher.model))
         return self.entry
 
+    def weak_call(self, weak: WeakUNet, strong_patcher):
+        """The patcher of a weak call beside `strong_patcher` (call_patcher), its UNet loaded."""
+        self.ensure_loaded(weak, strong_patcher)
+        return call_patcher(weak, strong_patcher)
+
     def ensure_loaded(self, weak: WeakUNet, strong_patcher) -> None:
         """Load the weak UNet to the GPU beside the strong one, in one budget (Forge's idiom for
         extra models, backend/sampling/sampling_function.py:383-387)."""
@@ -138,11 +143,15 @@ class ForgeUNetCache:
         self.entry = None
 
     @staticmethod
-    def _unload(weak: WeakUNet) -> None:
-        """Take the weak UNet out of Forge's loaded models, moving it to its offload device."""
+    def memory_management():
+        """The WebUI's memory manager (backend/memory_management.py; old_forge_unet's is ldm_patched's)."""
         from backend import memory_management
 
-        loaded = memory_management.current_loaded_models
+        return memory_management
+
+    def _unload(self, weak: WeakUNet) -> None:
+        """Take the weak UNet out of the WebUI's loaded models, moving it to its offload device."""
+        loaded = self.memory_management().current_loaded_models
         for i in reversed(range(len(loaded))):
             if loaded[i].model.model is weak.patcher.model:
                 loaded.pop(i).model_unload()

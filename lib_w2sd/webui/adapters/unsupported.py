@@ -13,7 +13,7 @@ from typing import Optional
 from ...errors import W2SDError
 from ..base import Backend
 
-SUPPORTED = "W2SD runs in AUTOMATIC1111 1.10 and lllyasviel's Forge 2"
+SUPPORTED = "W2SD runs in AUTOMATIC1111 1.10, lllyasviel's Forge 2, reForge and Forge Classic"
 
 
 def reason(webui, error: Optional[Exception] = None) -> str:
@@ -24,7 +24,8 @@ def reason(webui, error: Optional[Exception] = None) -> str:
         return (f"{webui}: W2SD's adapter for it could not load ({type(error).__name__}: {error}); "
                 "generated without W2SD")
     if webui.family == OLD_FORGE:
-        why = "it samples with Forge's first backend (ldm_patched), for which W2SD has no adapter yet"
+        why = ("it samples with Forge's first backend (ldm_patched), for which W2SD's adapter covers only reForge "
+               "and Forge Classic")
     elif webui.name == "Forge Neo":
         why = "its backend is its own fork of Forge 2's, which W2SD has not been adapted to yet"
     else:
