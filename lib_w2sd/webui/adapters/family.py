@@ -230,6 +230,69 @@ class FamilyBackend(Backend):
         return None if getattr(loaded, "filename", None) == info.filename else info
 
 
+    # -- diagnostics --------------------------------------------------------------------------
+    def state(self) -> Dict[str, Any]:
+        patches = {"sampler functions": _functions_fingerprint(), "options": _digest(sorted(
+            (k, repr(v)) for k, v in shared.opts.data.items()))}
+        model = shared.sd_model
+        if model is not None:
+            patches["checkpoint"] = str(getattr(getattr(model, "sd_checkpoint_info", None), "title", None))
+            patches.update(self.model_state(model))
+        return {"backend": self.name, "patches": patches, "caches": self.cache_state()}
+
+    def model_state(self, model) -> Dict[str, str]:
+        """The loaded model's items of the fingerprint (the adapter knows where its UNet lives)."""
+        return {}
+
+    def cache_state(self) -> Dict[str, str]:
+        return {}
+
+
+def _functions_fingerprint() -> str:
+    """The k-diffusion sampler functions the WebUI's samplers call, and KDiffusionSampler's own
+    methods: a W2SD wrapper left on any of them changes this."""
+    import k_diffusion.sampling
+    from modules import sd_samplers_kdiffusion
+
+    names = [entry[1] for entry in sd_samplers_kdiffusion.samplers_k_diffusion if isinstance(entry[1], str)]
+    found = [(n, describe(getattr(k_diffusion.sampling, n, None))) for n in names]
+    found += [(n, describe(v)) for n, v in sorted(vars(KDiffusionSampler).items()) if callable(v)]
+    return _digest(found)
+
+
+def module_state(unet) -> Dict[str, str]:
+    """A UNet module's fingerprint: its weights (a strided sample of every tensor: a merged or
+    unmerged LoRA changes it), instance overrides of forward and hooks (ControlNet, LoRA modes)."""
+    sample = []
+    with torch.no_grad():
+        for name, tensor in unet.state_dict().items():
+            flat = tensor.detach().reshape(-1)
+            picked = flat[:: max(1, flat.numel() // 16)][:16].double().cpu()
+            sample.append((name, str(tensor.dtype), tuple(tensor.shape), [float(x) for x in picked]))
+    hooks = []
+    for name, module in unet.named_modules():
+        own = sorted(k for k in ("forward", "_original_forward") if k in vars(module))
+        count = sum(len(getattr(module, h, {}) or {}) for h in ("_forward_hooks", "_forward_pre_hooks"))
+        if own or count:
+            hooks.append((name, own, count, [describe(vars(module)[k]) for k in own]))
+    return {"unet weights": _digest(sample), "unet hooks": _digest(hooks) + f" ({len(hooks)} modules)"}
+
+
+def describe(value) -> str:
+    """Which object it is (same object: same text, within one process) and whether W2SD wraps it."""
+    if value is None:
+        return "None"
+    qualname = getattr(value, "__qualname__", type(value).__qualname__)
+    wrapped = " (W2SD wrapper)" if hasattr(value, "w2sd_original") else ""
+    return f"{getattr(value, '__module__', '?')}.{qualname}@{id(getattr(value, '__func__', value)):x}{wrapped}"
+
+
+def _digest(value) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
 def _same_token_counts(*conds) -> bool:
     """Every schedule of every subprompt has the same number of tokens (SDXL: of its crossattn)."""
     def tokens(entry):

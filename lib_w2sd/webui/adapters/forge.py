@@ -48,7 +48,7 @@ from modules import shared
 from .. import rows
 from ..surface import settings
 from . import forge_controlnet, forge_lora, forge_unet
-from .family import FamilyBackend, is_hires
+from .family import FamilyBackend, describe, is_hires, module_state
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
 UNCOND_ATTR = "w2sd_forge_uncond"  # p's attribute: {hires?: uncond encoded for a pass at CFG 1}
@@ -207,6 +207,28 @@ class ForgeBackend(FamilyBackend):
     def release_unets(self, generation_ended: bool) -> None:
         self._weak_call_patchers.clear()
         forge_unet.cache.release(settings.checkpoint_memory(), generation_ended)
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def model_state(self, model) -> Dict[str, str]:
+        """Forge gives each generation a shallow copy of forge_objects_original (processing.py), so
+        the originals and the KModel they share are what must come back."""
+        original = model.forge_objects_original.unet
+        kmodel = original.model
+        state = module_state(kmodel.diffusion_model)
+        state["apply_model"] = describe(vars(kmodel).get("apply_model"))  # rows.routed sets it per call
+        state["unet patcher"] = describe(original) + f" model {describe(kmodel)}"
+        state["lora patches"] = repr(sorted(map(repr, original.lora_patches)))
+        state["controlnet"] = describe(getattr(original, "controlnet_linked_list", None))
+        # what the last generation left on its copy: the UNet it runs (a weak call swaps it), its LoRAs
+        current = model.forge_objects.unet
+        state["current unet"] = f"{describe(current.model)} loras {sorted(map(repr, current.lora_patches))}"
+        online = [(name, sorted((k, len(v)) for k, v in vars(m)["forge_online_loras"].items()))
+                  for name, m in kmodel.named_modules() if "forge_online_loras" in vars(m)]
+        state["online loras"] = repr(online)[:200] + f" ({len(online)} layers)"  # forge_lora.LoraSwitch sets them
+        return state
+
+    def cache_state(self) -> Dict[str, str]:
+        return {"weak unet": forge_unet.cache.describe()}
 
 
 # The per-batch model inputs of KModel.apply_model(x, t, **c) (sampling_function.py:154-289); the

@@ -7,6 +7,10 @@ never reaches the client. This ASGI middleware reads the JSON body of POST /sdap
 /img2img first, validates the W2SD args (the named dict or the UI's positional list) and the W2SD
 keys of a request's `infotext`, answers 422 with {"error", "field", "allowed", "detail"} when
 they are bad, and otherwise passes the request on untouched (the body is replayed).
+
+GET /w2sd/v1/state answers a fingerprint of what W2SD patches (sampler functions, apply_model,
+the UNet's weights and hooks, LoRA / ControlNet state, options, W2SD's caches), computed by the
+backend: tools/soak.py compares it before and after a run.
 """
 
 from __future__ import annotations
@@ -131,5 +135,24 @@ def install(app) -> bool:
     return True
 
 
+STATE_ROUTE = "/w2sd/v1/state"
+
+
+def state() -> dict:
+    """GET /w2sd/v1/state: the backend's read-only fingerprint of what W2SD patches (base.Backend.state)."""
+    from .. import detect_backend
+
+    return detect_backend().state()
+
+
+def add_state_route(app) -> bool:
+    """Register GET /w2sd/v1/state once. A plain (sync) route: FastAPI runs it in a worker thread."""
+    if any(getattr(route, "path", None) == STATE_ROUTE for route in app.routes):
+        return False
+    app.add_api_route(STATE_ROUTE, state, methods=["GET"])
+    return True
+
+
 def on_app_started(demo, app) -> None:
     install(app)
+    add_state_route(app)
