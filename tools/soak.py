@@ -273,7 +273,8 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     add("serial", {"op": "mark", "at": "warm"})
 
     middle_done = False
-    serial_actions = ["interrupt", "skip", "interrupt", "skip", "memory", "switch"]
+    serial_actions = ["interrupt", "skip", "memory", "switch", "interrupt", "skip"]
+    done_blocks = 0
     while True:
         block = []
         for _ in range(rng.randint(8, 14)):
@@ -305,7 +306,9 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
         if not middle_done and count[0] >= requests // 2:
             add("serial", dict(reference, at="middle"))
             middle_done = True
-        action = rng.choice(serial_actions)
+        done_blocks += 1
+        # the first blocks are followed by one of each action, the later ones by a random one
+        action = serial_actions[done_blocks - 1] if done_blocks <= len(serial_actions) else rng.choice(serial_actions)
         if action in ("interrupt", "skip"):
             add("serial", {"op": action, "delay": round(rng.uniform(0.05, 0.9), 3), "steps": max(steps, 3),
                            "variant": rng.choice((None, "cfg", "lora", "checkpoint")), "n_iter": rng.choice((1, 2)),
@@ -382,11 +385,10 @@ class Soak:
 
     def generate(self, spec: dict, **record) -> dict:
         endpoint, body = self.payload(spec)
-        group = None
         if spec.get("repeat"):
-            group = f"{spec['repeat']}@{self.loaded}"
+            record.setdefault("group", f"{spec['repeat']}@{self.loaded}")
         result = self.server.call("POST", f"/sdapi/v1/{endpoint}", body, kind=self.record_kind(spec),
-                                  op=spec["op"], expect=200, group=group, loaded=self.loaded, **record)
+                                  op=spec["op"], expect=200, loaded=self.loaded, **record)
         if result["status"] == 200:
             self.durations.append(result["seconds"])
         return result

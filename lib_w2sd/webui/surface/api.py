@@ -24,6 +24,7 @@ from . import settings
 
 ENDPOINTS = ("/sdapi/v1/txt2img", "/sdapi/v1/img2img")
 SCRIPT_NAME = "w2sd"
+ARGS_FORMS = "a list: [{named fields}] or the UI's positional values"
 
 
 def request_error(body: Any) -> ParamsError | None:
@@ -49,9 +50,14 @@ def _w2sd_args(scripts: Any) -> list | None:
         if isinstance(name, str) and name.lower() == SCRIPT_NAME:
             if not isinstance(entry, Mapping) or "args" not in entry:
                 return None  # no args: the UI's defaults run
-            if not isinstance(entry["args"], list):
-                raise ParamsError("args", "a list: [{named fields}] or the UI's positional values", entry["args"])
-            return entry["args"]
+            args = entry["args"]
+            if not isinstance(args, list):
+                raise ParamsError("args", ARGS_FORMS, args)
+            if len(args) > 1 and isinstance(args[0], Mapping):
+                # the script would read the dict and ignore the rest (those slots hold the UI's
+                # defaults there): in a request they are a mistake, not defaults
+                raise ParamsError("args", ARGS_FORMS + " (one dict, nothing after it)", args)
+            return args
     return None
 
 
