@@ -273,7 +273,7 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     add("serial", {"op": "mark", "at": "warm"})
 
     middle_done = False
-    serial_actions = ["interrupt", "skip", "memory", "switch", "interrupt", "skip"]
+    serial_actions = ["interrupt", "skip", "memory", "switch", "interrupt", "skip", "interrupt", "skip", "memory"]
     done_blocks = 0
     while True:
         block = []

@@ -279,12 +279,15 @@ def module_state(unet) -> Dict[str, str]:
 
 
 def describe(value) -> str:
-    """Which object it is (same object: same text, within one process) and whether W2SD wraps it."""
+    """What it is, and whether W2SD wraps it: a function by name and identity (the same object
+    within one process), any other object by its type (a checkpoint reload makes new model objects)."""
     if value is None:
         return "None"
-    qualname = getattr(value, "__qualname__", type(value).__qualname__)
     wrapped = " (W2SD wrapper)" if hasattr(value, "w2sd_original") else ""
-    return f"{getattr(value, '__module__', '?')}.{qualname}@{id(getattr(value, '__func__', value)):x}{wrapped}"
+    function = getattr(value, "__func__", value)
+    if inspect.isfunction(function) or inspect.isbuiltin(function):
+        return f"{function.__module__}.{function.__qualname__}@{id(function):x}{wrapped}"
+    return f"{type(value).__module__}.{type(value).__qualname__}{wrapped}"
 
 
 def _digest(value) -> str:

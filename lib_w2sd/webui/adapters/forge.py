@@ -216,12 +216,13 @@ class ForgeBackend(FamilyBackend):
         kmodel = original.model
         state = module_state(kmodel.diffusion_model)
         state["apply_model"] = describe(vars(kmodel).get("apply_model"))  # rows.routed sets it per call
-        state["unet patcher"] = describe(original) + f" model {describe(kmodel)}"
+        state["unet patcher"] = f"{describe(original)} over {describe(kmodel)}"
         state["lora patches"] = repr(sorted(map(repr, original.lora_patches)))
         state["controlnet"] = describe(getattr(original, "controlnet_linked_list", None))
         # what the last generation left on its copy: the UNet it runs (a weak call swaps it), its LoRAs
         current = model.forge_objects.unet
-        state["current unet"] = f"{describe(current.model)} loras {sorted(map(repr, current.lora_patches))}"
+        unet = "the checkpoint's own" if current.model is kmodel else describe(current.model)
+        state["current unet"] = f"{unet}, loras {sorted(map(repr, current.lora_patches))}"
         online = [(name, sorted((k, len(v)) for k, v in vars(m)["forge_online_loras"].items()))
                   for name, m in kmodel.named_modules() if "forge_online_loras" in vars(m)]
         state["online loras"] = repr(online)[:200] + f" ({len(online)} layers)"  # forge_lora.LoraSwitch sets them
