@@ -232,18 +232,19 @@ def generation(mode: str, variant: Optional[str], seed: int, batch_size: int = 1
 def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     """The whole run as a list of steps: {"parallel": [specs]} (sent by all clients) or
     {"serial": spec} (alone on the server). Deterministic for (seed, requests, facts); at most
-    `requests` specs in all (a spec is one HTTP request, or two for a PNG-info round trip)."""
+    `requests` HTTP requests in all (see http_requests), the closing steps included."""
     rng = random.Random(seed)
+    requests -= 7  # the closing steps: middle and end references, end state, options put back and compared, alive
     steps = facts.get("steps", 2)
     variants = sorted(w2sd_variants(facts, MODELS[1]))
     plan: List[dict] = []
     count = [0]
 
     def add(kind: str, spec: Any) -> bool:
-        specs = spec if isinstance(spec, list) else [spec]
-        if count[0] + len(specs) > requests:
+        cost = sum(http_requests(s) for s in (spec if isinstance(spec, list) else [spec]))
+        if count[0] + cost > requests:
             return False
-        count[0] += len(specs)
+        count[0] += cost
         plan.append({kind: spec})
         return True
 
@@ -299,9 +300,8 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
                 n_iter = rng.choice((1, 1, 1, 2))
                 block.append(generation(mode, variant, rng.randrange(10**6), batch, n_iter, steps))
         if not add("parallel", block):
-            remaining = requests - count[0] - 4  # keep room for the closing steps
-            if remaining > 0:
-                add("parallel", block[:remaining])
+            while block and not add("parallel", block):  # what fits, keeping room for the closing steps
+                block.pop()
             break
         if not middle_done and count[0] >= requests // 2:
             add("serial", dict(reference, at="middle"))
@@ -325,6 +325,12 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     plan.append({"serial": dict(reference, at="end")})
     plan.append({"serial": {"op": "state", "at": "end"}})
     return plan
+
+
+def http_requests(spec: dict) -> int:
+    """How many HTTP requests a spec sends: a PNG-info round trip three (the image, png-info, the
+    reproduction), an interrupt or skip two (the generation and the interrupt), the others one."""
+    return {"png-info": 3, "interrupt": 2, "skip": 2, "mark": 0}.get(spec["op"], 1)
 
 
 def is_closing(step: dict) -> bool:
@@ -486,6 +492,7 @@ class Soak:
 
     def mark(self, at: str) -> None:
         self.marks["rss"][at] = rss_bytes(self.pid)
+        self.marks.setdefault("rss_anon", {})[at] = rss_bytes(self.pid, "RssAnon")
         if at == "warm":
             self.marks["warm_t"] = time.time()
 
@@ -607,13 +614,14 @@ def listening_pid(port: int) -> Optional[int]:
     return None
 
 
-def rss_bytes(pid: Optional[int]) -> Optional[int]:
+def rss_bytes(pid: Optional[int], field: str = "VmRSS") -> Optional[int]:
+    """The process's resident memory (VmRSS; RssAnon: without mmapped file pages), in bytes."""
     if not pid:
         return None
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
@@ -698,7 +706,8 @@ def figures(records: List[dict], marks: dict, rss_samples: List[tuple]) -> dict:
     peak = max((v for t, v in rss_samples if warm_t is None or t >= warm_t), default=None)
     return {"requests": len(records), "failures_by_kind": failures,
             "longest_s": longest.get("seconds"), "longest_kind": longest.get("kind"),
-            "rss": {k: v for k, v in marks.get("rss", {}).items()}, "rss_peak_after_warmup": peak,
+            "rss": dict(marks.get("rss", {})), "rss_anon": dict(marks.get("rss_anon", {})),
+            "rss_peak_after_warmup": peak,
             "interrupts_served_s": [i["served_s"] for i in marks.get("interrupts", [])]}
 
 
@@ -759,7 +768,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     pid = args.pid or listening_pid(urllib.parse.urlsplit(base).port or 80)
     plan = build_plan(args.seed, args.requests, facts)
-    print(f"soak: {base} ({'Forge' if facts['forge'] else 'A1111'}), pid {pid}, {len(plan_specs(plan))} planned "
+    planned = sum(map(http_requests, plan_specs(plan))) + 3  # + options put back and compared, alive
+    print(f"soak: {base} ({'Forge' if facts['forge'] else 'A1111'}), pid {pid}, {planned} planned "
           f"requests, {args.clients} clients, ControlNet {facts['controlnet']}, state route {facts['state_route']}",
           flush=True)
     soak = Soak(server, facts, args.out, pid)
