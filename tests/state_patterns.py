@@ -73,6 +73,8 @@ def state_tests(lora_prompt: str, add_checkpoint) -> dict:
             assert fingerprint()["patches"]["unet weights"] != before["unet weights"]
             unet.view(-1)[0] = value
         assert fingerprint()["patches"] == before
+        webui.settings(sd_model_checkpoint="another name of it", sd_checkpoint_hash="0")  # the WebUI's bookkeeping
+        assert fingerprint()["patches"]["options"] == before["options"]
         webui.settings(w2sd_left_over=True)
         assert fingerprint()["patches"]["options"] != before["options"]
 

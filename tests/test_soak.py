@@ -50,7 +50,7 @@ def test_the_plan_is_bounded_deterministic_and_covers_every_kind(facts):
     assert {m for m, _ in generated} == set(soak.MODES)
     assert ("controlnet" in {v for _, v in generated}) == bool(facts["controlnet"])
     ops = {s["op"] for s in specs}
-    assert ops >= {"bad", "png-info", "interrupt", "skip", "switch", "memory", "reference", "state"}
+    assert ops >= {"bad", "png-info", "interrupt", "skip", "switch", "memory", "reference", "state", "primed"}
     assert [s["at"] for s in specs if s["op"] == "reference"] == ["start", "middle", "end"]
     assert any(s.get("batch_size", 1) > 1 for s in specs) and any(s.get("n_iter", 1) > 1 for s in specs)
     # every preset is sent
@@ -59,8 +59,28 @@ def test_the_plan_is_bounded_deterministic_and_covers_every_kind(facts):
     assert presets >= set(soak.PRESETS.values())
     # interrupts, skips, switches and the references run alone on the server
     assert all("serial" in step for step in plan if "parallel" not in step)
-    assert not any(s["op"] in ("interrupt", "skip", "switch", "memory", "reference") for step in plan
+    assert not any(s["op"] in ("interrupt", "skip", "switch", "memory", "reference", "primed") for step in plan
                    for s in step.get("parallel", []))
+
+
+def test_img2img_repeats_run_alone_after_the_primer():
+    """img2img's VAE posterior sample draws from the global RNG the previous request left (both
+    WebUIs): a repeat of it is deterministic only after a fixed request."""
+    specs = soak.plan_specs(soak.build_plan(3, 300, FACTS))
+    repeats = [s for s in specs if s.get("repeat")]
+    assert {s["mode"] for s in repeats if s["op"] == "primed"} == {"img2img", "inpaint"}
+    assert all(s["mode"] == "txt2img" for s in repeats if s["op"] != "primed")
+    assert sum(s["op"] == "primed" for s in specs) >= 4
+
+
+def test_options_compare_by_the_checkpoint_named():
+    start = {"sd_model_checkpoint": "random_sd15_a", "sd_checkpoint_hash": "29e4", "x": 1}
+    assert soak.options_diff(start, dict(start, sd_model_checkpoint="random_sd15_a.safetensors",
+                                         sd_checkpoint_hash="97a9")) == {}
+    assert soak.options_diff(start, dict(start, sd_model_checkpoint="random_sd15_a.safetensors [97a90d0218]")) == {}
+    assert soak.options_diff(start, dict(start, sd_model_checkpoint="random_sd15_b.safetensors")) != {}
+    assert soak.options_diff(start, dict(start, x=2)) == {"x": [1, 2]}
+    assert soak.options_diff(start, {k: v for k, v in start.items() if k != "x"}) == {"x": [1, None]}
 
 
 def test_the_bad_requests_are_bad_for_the_field_they_name():

@@ -256,8 +256,14 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
                generation("txt2img", None, 105, steps=steps)]
     if facts.get("controlnet"):
         repeats.append(generation("txt2img", "cfg+controlnet", 106, steps=steps))
+    repeats += [generation("img2img", None, 107, steps=steps), generation("inpaint", None, 108, steps=steps)]
     for i, spec in enumerate(repeats):
         spec["repeat"] = f"R{i}"
+        if spec["mode"] in ("img2img", "inpaint"):
+            # Both WebUIs encode the init image (VAE posterior sample) from the GLOBAL torch RNG as the
+            # previous request left it (processing.py p.init runs before p.rng reseeds it): such a
+            # repeat runs alone, right after a fixed plain txt2img that sets that state.
+            spec["op"] = "primed"
 
     reference = {"op": "reference", "seed": 1234, "steps": steps}
     add("serial", dict(reference, at="start"))
@@ -265,16 +271,20 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     # Warm-up: every mode and variant once, every repeat once, a switch a -> b -> a.
     warm = [generation(mode, None, rng.randrange(10**6), steps=steps) for mode in MODES]
     warm += [generation(rng.choice(MODES), v, rng.randrange(10**6), steps=steps) for v in variants]
-    warm += [dict(r) for r in repeats]
+    warm += [dict(r) for r in repeats if r["op"] != "primed"]
     rng.shuffle(warm)
     add("parallel", warm)
+    for r in repeats:
+        if r["op"] == "primed":
+            add("serial", dict(r))
     add("serial", {"op": "switch", "model": MODELS[1]})
     add("parallel", [generation("txt2img", "checkpoint", 7, steps=steps), generation("txt2img", None, 8, steps=steps)])
     add("serial", {"op": "switch", "model": MODELS[0]})
     add("serial", {"op": "mark", "at": "warm"})
 
     middle_done = False
-    serial_actions = ["interrupt", "skip", "memory", "switch", "interrupt", "skip", "interrupt", "skip", "memory"]
+    serial_actions = ["interrupt", "skip", "memory", "switch", "primed", "interrupt", "skip", "primed", "interrupt",
+                      "skip", "memory", "primed"]
     done_blocks = 0
     while True:
         block = []
@@ -285,7 +295,7 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
                 block.append({"op": "bad", "args": args, "field": field,
                               "endpoint": rng.choice(("txt2img", "img2img"))})
             elif r < 0.34:
-                block.append(dict(rng.choice(repeats)))
+                block.append(dict(rng.choice([x for x in repeats if x["op"] != "primed"])))
             elif r < 0.40:
                 block.append({"op": "png-info", "variant": rng.choice(("cfg", "preset-paper", "advanced",
                                                                        "checkpoint", "positional")),
@@ -313,6 +323,8 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
             add("serial", {"op": action, "delay": round(rng.uniform(0.05, 0.9), 3), "steps": max(steps, 3),
                            "variant": rng.choice((None, "cfg", "lora", "checkpoint")), "n_iter": rng.choice((1, 2)),
                            "seed": rng.randrange(10**6)})
+        elif action == "primed":
+            add("serial", dict(rng.choice([x for x in repeats if x["op"] == "primed"])))
         elif action == "memory":
             add("serial", {"op": "memory", "policy": rng.choice(MEMORY_POLICIES)})
         else:
@@ -329,8 +341,8 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
 
 def http_requests(spec: dict) -> int:
     """How many HTTP requests a spec sends: a PNG-info round trip three (the image, png-info, the
-    reproduction), an interrupt or skip two (the generation and the interrupt), the others one."""
-    return {"png-info": 3, "interrupt": 2, "skip": 2, "mark": 0}.get(spec["op"], 1)
+    reproduction), an interrupt or skip two (the generation and the interrupt), a primed repeat two, the others one."""
+    return {"png-info": 3, "interrupt": 2, "skip": 2, "primed": 2, "mark": 0}.get(spec["op"], 1)
 
 
 def is_closing(step: dict) -> bool:
@@ -415,6 +427,10 @@ class Soak:
                             op="reference")
             self.generate(spec, client=client, at=spec.get("at"),
                           **({"group": f"reference@{self.loaded}"} if op == "reference" else {}))
+        elif op == "primed":
+            self.generate(generation("txt2img", None, 109, steps=spec["steps"]), client=client,
+                          group=f"primer@{self.loaded}")
+            self.generate(dict(spec, op="generate"), client=client)
         elif op == "bad":
             mode = "img2img" if spec["endpoint"] == "img2img" else "txt2img"
             endpoint, body = self.payload(generation(mode, None, 1, steps=1))
@@ -555,9 +571,7 @@ class Soak:
         if changed:
             self.server.call("POST", "/sdapi/v1/options", changed, kind="options/restore", op="options", expect=200)
         now = self.server.call("GET", "/sdapi/v1/options", kind="options/compare", op="get", expect=200)["json"]
-        start = self.facts["options"]
-        self.marks["options_diff"] = {k: [start.get(k), (now or {}).get(k)] for k in set(start) | set(now or {})
-                                      if start.get(k) != (now or {}).get(k)}
+        self.marks["options_diff"] = options_diff(self.facts["options"], now or {})
 
     def sample_rss(self, until: float) -> None:
         while time.time() < until and not getattr(self, "rss_done", False):
@@ -565,6 +579,28 @@ class Soak:
             if value:
                 self.rss_samples.append((round(time.time(), 1), value))
             time.sleep(2)
+
+
+def checkpoint_name(value: Any) -> Any:
+    """"random_sd15_a", "random_sd15_a.safetensors" and "random_sd15_a.safetensors [97a90d0218]"
+    name the same checkpoint (Forge stores the file name for a name it was given)."""
+    if not isinstance(value, str):
+        return value
+    value = value.split(" [")[0]
+    return value[: -len(".safetensors")] if value.endswith(".safetensors") else value
+
+
+def options_diff(start: dict, end: dict) -> dict:
+    """Options that differ, as [start, end]. The checkpoint counts by the checkpoint it names, and
+    sd_checkpoint_hash is the WebUI's record of the last loaded one (written at each load), not a setting."""
+    diff = {}
+    for key in sorted(set(start) | set(end)):
+        a, b = start.get(key), end.get(key)
+        if key == "sd_model_checkpoint":
+            a, b = checkpoint_name(a), checkpoint_name(b)
+        if key != "sd_checkpoint_hash" and a != b:
+            diff[key] = [start.get(key), end.get(key)]
+    return diff
 
 
 def rebuild_request(params: dict) -> dict:
@@ -780,6 +816,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = verdicts(records, soak.marks)
     summary = {"base": base, "forge": facts["forge"], "clients": args.clients, "seed": args.seed,
                "figures": figures(records, soak.marks, soak.rss_samples), "marks": soak.marks,
+               "rss_samples": soak.rss_samples,
                "checks": [{"check": c, "passed": p, "detail": d} for c, p, d in results]}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)

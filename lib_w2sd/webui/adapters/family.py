@@ -233,7 +233,7 @@ class FamilyBackend(Backend):
     # -- diagnostics --------------------------------------------------------------------------
     def state(self) -> Dict[str, Any]:
         patches = {"sampler functions": _functions_fingerprint(), "options": _digest(sorted(
-            (k, repr(v)) for k, v in shared.opts.data.items()))}
+            (k, repr(v)) for k, v in shared.opts.data.items() if k not in _CHECKPOINT_OPTIONS))}
         model = shared.sd_model
         if model is not None:
             patches["checkpoint"] = str(getattr(getattr(model, "sd_checkpoint_info", None), "title", None))
@@ -246,6 +246,11 @@ class FamilyBackend(Backend):
 
     def cache_state(self) -> Dict[str, str]:
         return {}
+
+
+# The WebUI's own checkpoint bookkeeping (it rewrites them when it loads a checkpoint, e.g. Forge
+# stores "name.safetensors" for "name"); the "checkpoint" item says which one is loaded.
+_CHECKPOINT_OPTIONS = ("sd_model_checkpoint", "sd_checkpoint_hash")
 
 
 def _functions_fingerprint() -> str:
