@@ -185,7 +185,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, [{"model_name": m, "title": f"{m}.safetensors"} for m in soak.MODELS])
         if self.path == soak.STATE_ROUTE:
             return self.answer(200, {"patches": {"sampler functions": "same"}, "caches": {}})
-        if self.path == "/sdapi/v1/progress":
+        if self.path.startswith("/sdapi/v1/progress"):
             return self.answer(200, {"progress": 0})
         return self.answer(404, {"detail": "Not Found"})
 

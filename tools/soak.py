@@ -100,7 +100,8 @@ class Server:
     def __init__(self, base: str, log: Callable[[dict], None]):
         self.base, self.log = base, log
 
-    def call(self, method: str, path: str, payload: Any = None, timeout: float = 1800, **record) -> dict:
+    def call(self, method: str, path: str, payload: Any = None, timeout: float = 1800, log: bool = True,
+             **record) -> dict:
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"} if data else {})
@@ -122,7 +123,8 @@ class Server:
             entry["images"] = [image_hash(b) for b in decoded["images"] if isinstance(b, str)]
         if status is None or status >= 400:
             entry["body"] = decoded if isinstance(decoded, (dict, str)) else str(decoded)[:2000]
-        self.log(entry)
+        if log:
+            self.log(entry)
         return {"status": status, "json": decoded, "seconds": seconds, "record": entry}
 
 
@@ -494,8 +496,8 @@ class Soak:
         done: Dict[str, Any] = {}
         worker = threading.Thread(target=lambda: done.update(self.generate(gen, client=client, interrupted=spec["op"])))
         worker.start()
-        typical = sorted(self.durations)[len(self.durations) // 2] if self.durations else 10.0
-        time.sleep(spec["delay"] * typical)
+        self.wait_for_sampling(worker)
+        time.sleep(spec["delay"] * self.step_seconds())  # a random moment of the sampling
         sent = time.time()
         self.server.call("POST", f"/sdapi/v1/{spec['op']}", None, kind=spec["op"], op=spec["op"], expect=200,
                          client=client)
@@ -505,6 +507,21 @@ class Soak:
         self.marks["interrupts"].append({"op": spec["op"], "variant": spec["variant"], "served_s": served,
                                          "n_iter": spec["n_iter"], "status": record.get("status"),
                                          "ended_before": record.get("t", 0) + record.get("seconds", 0) < sent})
+
+    def wait_for_sampling(self, worker: threading.Thread, timeout: float = 300) -> None:
+        """Until the generation's sampling started (GET /sdapi/v1/progress, not recorded)."""
+        end = time.time() + timeout
+        while worker.is_alive() and time.time() < end:
+            answer = self.server.call("GET", "/sdapi/v1/progress?skip_current_image=true", timeout=30, log=False)
+            state = (answer["json"] or {}).get("state", {}) if isinstance(answer["json"], dict) else {}
+            if state.get("sampling_step", 0) >= 1 or (answer["json"] or {}).get("progress", 0) > 0:
+                return
+            time.sleep(0.1)
+
+    def step_seconds(self) -> float:
+        """A sampling step's typical time: a median generation's over its steps (at least 0.5 s)."""
+        typical = sorted(self.durations)[len(self.durations) // 2] if self.durations else 10.0
+        return max(0.5, typical / (self.facts.get("steps", 2) + 1))
 
     def mark(self, at: str) -> None:
         self.marks["rss"][at] = rss_bytes(self.pid)
@@ -744,7 +761,9 @@ def figures(records: List[dict], marks: dict, rss_samples: List[tuple]) -> dict:
             "longest_s": longest.get("seconds"), "longest_kind": longest.get("kind"),
             "rss": dict(marks.get("rss", {})), "rss_anon": dict(marks.get("rss_anon", {})),
             "rss_peak_after_warmup": peak,
-            "interrupts_served_s": [i["served_s"] for i in marks.get("interrupts", [])]}
+            "interrupts_served_s": [i["served_s"] for i in marks.get("interrupts", [])],
+            "interrupts_mid_generation_served_s": [i["served_s"] for i in marks.get("interrupts", [])
+                                                   if not i.get("ended_before")]}
 
 
 # -- main -----------------------------------------------------------------------------------------
