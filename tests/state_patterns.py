@@ -2,6 +2,9 @@
 route exists, the fingerprint is the same after W2SD generations of every kind as before them,
 and it does change while something is patched (during a W2SD call, or left patched by hand)."""
 
+import gc
+import weakref
+
 import k_diffusion.sampling
 import pytest
 import torch
@@ -15,9 +18,10 @@ def fingerprint():
     return detect_backend().state()
 
 
-def state_tests(lora_prompt: str, add_checkpoint) -> dict:
+def state_tests(lora_prompt: str, add_checkpoint, weak_unet) -> dict:
     """The tests, for a stand-in's test module to take into its globals. `add_checkpoint(webui,
-    tmp_path)` registers a weak checkpoint and returns its name."""
+    tmp_path, name=, seed=)` registers a weak checkpoint and returns its name; `weak_unet()` is the
+    cached weak UNet module (None: none)."""
 
     def test_the_route_answers_the_backends_fingerprint(webui):
         from lib_w2sd.webui.surface import api
@@ -77,5 +81,22 @@ def state_tests(lora_prompt: str, add_checkpoint) -> dict:
         assert fingerprint()["patches"]["options"] == before["options"]
         webui.settings(w2sd_left_over=True)
         assert fingerprint()["patches"]["options"] != before["options"]
+
+    @pytest.mark.parametrize("policy", ["gpu", "offload", "unload"])
+    def test_switching_weak_checkpoints_keeps_at_most_one_weak_unet(webui, tmp_path, policy):
+        """A long-running server alternates weak checkpoints (the soak does): every weak UNet but the
+        cached one is freed, and "unload" frees that one too."""
+        names = [add_checkpoint(webui, tmp_path, f"weak{i}.safetensors", seed=5 + i) for i in range(2)]
+        webui.settings(w2sd_checkpoint_memory=policy)
+        made = []
+        for name in names * 2:
+            webui.observers.append(lambda call, p: made.append(weakref.ref(weak_unet())) if call.role else None)
+            result = webui.generate({"enabled": True, "weak_checkpoint": name, "reflect_steps": 0.5}, steps=2)
+            webui.observers.clear()
+            assert "W2SD warning" not in result.infotext
+        gc.collect()
+        alive = {id(r()) for r in made if r() is not None}
+        assert len(made) >= 4 and len(alive) == (0 if policy == "unload" else 1)
+        assert (weak_unet() is None) == (policy == "unload")
 
     return {name: value for name, value in locals().items() if name.startswith("test_")}

@@ -5,9 +5,15 @@ from state_patterns import state_tests
 STAND_IN = "stubs_forge"
 
 
-def add_checkpoint(webui, tmp_path):
-    webui.add_checkpoint("weak.safetensors", seed=5)
-    return "weak.safetensors"
+def add_checkpoint(webui, tmp_path, name="weak.safetensors", seed=5):
+    webui.add_checkpoint(name, seed=seed)
+    return name
 
 
-globals().update(state_tests("a red cat <lora:style:0.8>", add_checkpoint))
+def weak_unet():
+    from lib_w2sd.webui.adapters import forge_unet
+
+    return forge_unet.cache.entry and forge_unet.cache.entry.patcher.model
+
+
+globals().update(state_tests("a red cat <lora:style:0.8>", add_checkpoint, weak_unet))
