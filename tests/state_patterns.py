@@ -77,6 +77,13 @@ def state_tests(lora_prompt: str, add_checkpoint, weak_unet) -> dict:
             assert fingerprint()["patches"]["unet weights"] != before["unet weights"]
             unet.view(-1)[0] = value
         assert fingerprint()["patches"] == before
+        root = getattr(webui, "strong_unet", None) or webui.model.unet
+        root.forward = root.forward  # what sd-webui-controlnet's restore leaves: the same forward
+        assert fingerprint()["patches"] == before
+        root.forward = lambda *args, **kwargs: None  # a hook left on
+        assert fingerprint()["patches"]["unet hooks"] != before["unet hooks"]
+        del root.forward
+        assert fingerprint()["patches"] == before
         webui.settings(sd_model_checkpoint="another name of it", sd_checkpoint_hash="0")  # the WebUI's bookkeeping
         assert fingerprint()["patches"]["options"] == before["options"]
         webui.settings(w2sd_left_over=True)

@@ -276,11 +276,18 @@ def module_state(unet) -> Dict[str, str]:
             sample.append((name, str(tensor.dtype), tuple(tensor.shape), [float(x) for x in picked]))
     hooks = []
     for name, module in unet.named_modules():
-        own = sorted(k for k in ("forward", "_original_forward") if k in vars(module))
+        own = sorted(k for k in ("forward", "_original_forward") if k in vars(module)
+                     and not _own_forward(module, vars(module)[k]))
         count = sum(len(getattr(module, h, {}) or {}) for h in ("_forward_hooks", "_forward_pre_hooks"))
         if own or count:
             hooks.append((name, own, count, [describe(vars(module)[k]) for k in own]))
     return {"unet weights": _digest(sample), "unet hooks": _digest(hooks) + f" ({len(hooks)} modules)"}
+
+
+def _own_forward(module, value) -> bool:
+    """An instance attribute that is the module's own class forward bound to it: what
+    sd-webui-controlnet's UnetHook.restore leaves (hook.py:1072-1074), the same as none."""
+    return getattr(value, "__self__", None) is module and getattr(value, "__func__", None) is type(module).forward
 
 
 def describe(value) -> str:
