@@ -74,6 +74,9 @@ BAD = [
     ([{"enabled": True, "weak_cfg": 1.0, "reflect_steps": 5, "reflect_unit": "fraction"}], "reflect_steps",
      "a fraction from 0 to 1"),  # a given unit wins
     ({"enabled": True}, "args", "a list"),
+    # a dict with more after it: the script would silently ignore the rest (found by tools/soak.py)
+    ([{"enabled": True, "weak_cfg": 1.0}, {"weak_cfg": "x"}], "args", "one dict, nothing after it"),
+    ([{"enabled": True}, True, "Custom"], "args", "one dict, nothing after it"),
 ]
 
 

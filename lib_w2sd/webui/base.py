@@ -228,6 +228,14 @@ class Backend(abc.ABC):
         as if the user had set those weights; 0 runs them without the units (their models are not
         evaluated at all where the extension allows). Restored exactly after each call."""
 
+    # -- diagnostics ------------------------------------------------------------------------------
+    def state(self) -> Dict[str, Any]:
+        """A read-only fingerprint of everything W2SD patches, for GET /w2sd/v1/state:
+        {"backend", "patches": {item: short text}, "caches": {item: short text}}. Between
+        generations `patches` must be the same before and after any W2SD generation (a soak compares
+        them); `caches` is what W2SD keeps on purpose (the weak UNet per the memory policy)."""
+        return {"backend": self.name, "patches": {}, "caches": {}}
+
     # -- helpers shared by adapters -----------------------------------------------------------
     @staticmethod
     @contextlib.contextmanager

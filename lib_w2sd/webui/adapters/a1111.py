@@ -41,7 +41,7 @@ from .. import rows
 from ..surface import settings
 from . import a1111_controlnet, checkpoint
 from .checkpoint import CheckpointError
-from .family import FamilyBackend, is_hires
+from .family import FamilyBackend, describe, is_hires, module_state
 
 # Model set-ups whose uncond skip fails in A1111 1.10 (image conds keep the uncond rows).
 _CONCAT_KEYS = ("hybrid", "concat", "crossattn-adm")
@@ -154,6 +154,19 @@ class A1111Backend(FamilyBackend):
 
     def release_unets(self, generation_ended: bool) -> None:
         checkpoint.cache.release(settings.checkpoint_memory(), generation_ended, devices.cpu)
+
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def model_state(self, model) -> Dict[str, str]:
+        state = module_state(model.model.diffusion_model)
+        state["apply_model"] = describe(vars(model).get("apply_model"))  # rows.routed sets it per call
+        networks = self._networks()
+        state["loras"] = repr([(n.name, n.te_multiplier, n.unet_multiplier, n.dyn_dim)
+                               for n in networks.loaded_networks]) if networks else "no Lora extension"
+        return state
+
+    def cache_state(self) -> Dict[str, str]:
+        return {"weak unet": checkpoint.cache.describe()}
 
 
 def _apply_model_rows(x, t, cond, *args, **kwargs):

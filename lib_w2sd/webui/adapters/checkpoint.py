@@ -154,6 +154,11 @@ class WeakUNetCache:
     def clear(self) -> None:
         self.entry = None
 
+    def describe(self) -> str:
+        if self.entry is None:
+            return "empty"
+        return f"{self.entry.name} on {next(self.entry.module.parameters()).device}"
+
 
 def _structure(unet: torch.nn.Module) -> tuple:
     """What a weak copy depends on besides the file: the loaded UNet's class, dtypes and shapes."""

@@ -230,6 +230,84 @@ class FamilyBackend(Backend):
         return None if getattr(loaded, "filename", None) == info.filename else info
 
 
+    # -- diagnostics --------------------------------------------------------------------------
+    def state(self) -> Dict[str, Any]:
+        patches = {"sampler functions": _functions_fingerprint(), "options": _digest(sorted(
+            (k, repr(v)) for k, v in shared.opts.data.items() if k not in _CHECKPOINT_OPTIONS))}
+        model = shared.sd_model
+        if model is not None:
+            patches["checkpoint"] = str(getattr(getattr(model, "sd_checkpoint_info", None), "title", None))
+            patches.update(self.model_state(model))
+        return {"backend": self.name, "patches": patches, "caches": self.cache_state()}
+
+    def model_state(self, model) -> Dict[str, str]:
+        """The loaded model's items of the fingerprint (the adapter knows where its UNet lives)."""
+        return {}
+
+    def cache_state(self) -> Dict[str, str]:
+        return {}
+
+
+# The WebUI's own checkpoint bookkeeping (it rewrites them when it loads a checkpoint, e.g. Forge
+# stores "name.safetensors" for "name"); the "checkpoint" item says which one is loaded.
+_CHECKPOINT_OPTIONS = ("sd_model_checkpoint", "sd_checkpoint_hash")
+
+
+def _functions_fingerprint() -> str:
+    """The k-diffusion sampler functions the WebUI's samplers call, and KDiffusionSampler's own
+    methods: a W2SD wrapper left on any of them changes this."""
+    import k_diffusion.sampling
+    from modules import sd_samplers_kdiffusion
+
+    names = [entry[1] for entry in sd_samplers_kdiffusion.samplers_k_diffusion if isinstance(entry[1], str)]
+    found = [(n, describe(getattr(k_diffusion.sampling, n, None))) for n in names]
+    found += [(n, describe(v)) for n, v in sorted(vars(KDiffusionSampler).items()) if callable(v)]
+    return _digest(found)
+
+
+def module_state(unet) -> Dict[str, str]:
+    """A UNet module's fingerprint: its weights (a strided sample of every tensor: a merged or
+    unmerged LoRA changes it), instance overrides of forward and hooks (ControlNet, LoRA modes)."""
+    sample = []
+    with torch.no_grad():
+        for name, tensor in unet.state_dict().items():
+            flat = tensor.detach().reshape(-1)
+            picked = flat[:: max(1, flat.numel() // 16)][:16].double().cpu()
+            sample.append((name, str(tensor.dtype), tuple(tensor.shape), [float(x) for x in picked]))
+    hooks = []
+    for name, module in unet.named_modules():
+        own = sorted(k for k in ("forward", "_original_forward") if k in vars(module)
+                     and not _own_forward(module, vars(module)[k]))
+        count = sum(len(getattr(module, h, {}) or {}) for h in ("_forward_hooks", "_forward_pre_hooks"))
+        if own or count:
+            hooks.append((name, own, count, [describe(vars(module)[k]) for k in own]))
+    return {"unet weights": _digest(sample), "unet hooks": _digest(hooks) + f" ({len(hooks)} modules)"}
+
+
+def _own_forward(module, value) -> bool:
+    """An instance attribute that is the module's own class forward bound to it: what
+    sd-webui-controlnet's UnetHook.restore leaves (hook.py:1072-1074), the same as none."""
+    return getattr(value, "__self__", None) is module and getattr(value, "__func__", None) is type(module).forward
+
+
+def describe(value) -> str:
+    """What it is, and whether W2SD wraps it: a function by name and identity (the same object
+    within one process), any other object by its type (a checkpoint reload makes new model objects)."""
+    if value is None:
+        return "None"
+    wrapped = " (W2SD wrapper)" if hasattr(value, "w2sd_original") else ""
+    function = getattr(value, "__func__", value)
+    if inspect.isfunction(function) or inspect.isbuiltin(function):
+        return f"{function.__module__}.{function.__qualname__}@{id(function):x}{wrapped}"
+    return f"{type(value).__module__}.{type(value).__qualname__}{wrapped}"
+
+
+def _digest(value) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
 def _same_token_counts(*conds) -> bool:
     """Every schedule of every subprompt has the same number of tokens (SDXL: of its crossattn)."""
     def tokens(entry):

@@ -46,7 +46,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 from modules import shared
 
 from . import forge_controlnet, forge_lora, forge_unet
-from .family import is_hires
+from .family import describe, is_hires, module_state
 from .forge_family import ForgeFamilyBackend, with_hires_cfg
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
@@ -154,6 +154,29 @@ class ForgeBackend(ForgeFamilyBackend):
 
     def unet_cache(self):
         return forge_unet.cache
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def model_state(self, model) -> Dict[str, str]:
+        """Forge gives each generation a shallow copy of forge_objects_original (processing.py), so
+        the originals and the KModel they share are what must come back."""
+        original = model.forge_objects_original.unet
+        kmodel = original.model
+        state = module_state(kmodel.diffusion_model)
+        state["apply_model"] = describe(vars(kmodel).get("apply_model"))  # rows.routed sets it per call
+        state["unet patcher"] = f"{describe(original)} over {describe(kmodel)}"
+        state["lora patches"] = repr(sorted(map(repr, original.lora_patches)))
+        state["controlnet"] = describe(getattr(original, "controlnet_linked_list", None))
+        # what the last generation left on its copy: the UNet it runs (a weak call swaps it), its LoRAs
+        current = model.forge_objects.unet
+        unet = "the checkpoint's own" if current.model is kmodel else describe(current.model)
+        state["current unet"] = f"{unet}, loras {sorted(map(repr, current.lora_patches))}"
+        online = [(name, sorted((k, len(v)) for k, v in vars(m)["forge_online_loras"].items()))
+                  for name, m in kmodel.named_modules() if "forge_online_loras" in vars(m)]
+        state["online loras"] = repr(online)[:200] + f" ({len(online)} layers)"  # forge_lora.LoraSwitch sets them
+        return state
+
+    def cache_state(self) -> Dict[str, str]:
+        return {"weak unet": forge_unet.cache.describe()}
 
 
 def _call_forge_objects(p):

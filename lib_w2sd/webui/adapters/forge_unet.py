@@ -137,6 +137,12 @@ class ForgeUNetCache:
         if policy == "unload":
             self.entry = None
 
+    def describe(self) -> str:
+        if self.entry is None:
+            return "empty"
+        loaded = any(m.model.model is self.entry.patcher.model for m in _loaded_models())
+        return f"{self.entry.name} on {self.entry.patcher.current_device}{' (loaded)' if loaded else ''}"
+
     def clear(self) -> None:
         if self.entry is not None:
             self._unload(self.entry)
@@ -157,6 +163,12 @@ class ForgeUNetCache:
                 loaded.pop(i).model_unload()
         weak.patcher.model.to(weak.patcher.offload_device)
         weak.patcher.current_device = weak.patcher.offload_device
+
+
+def _loaded_models() -> list:
+    from backend import memory_management
+
+    return list(memory_management.current_loaded_models)
 
 
 # The one cache of this process.

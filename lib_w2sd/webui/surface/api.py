@@ -7,6 +7,10 @@ never reaches the client. This ASGI middleware reads the JSON body of POST /sdap
 /img2img first, validates the W2SD args (the named dict or the UI's positional list) and the W2SD
 keys of a request's `infotext`, answers 422 with {"error", "field", "allowed", "detail"} when
 they are bad, and otherwise passes the request on untouched (the body is replayed).
+
+GET /w2sd/v1/state answers a fingerprint of what W2SD patches (sampler functions, apply_model,
+the UNet's weights and hooks, LoRA / ControlNet state, options, W2SD's caches), computed by the
+backend: tools/soak.py compares it before and after a run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from . import settings
 
 ENDPOINTS = ("/sdapi/v1/txt2img", "/sdapi/v1/img2img")
 SCRIPT_NAME = "w2sd"
+ARGS_FORMS = "a list: [{named fields}] or the UI's positional values"
 
 
 def request_error(body: Any) -> ParamsError | None:
@@ -45,9 +50,14 @@ def _w2sd_args(scripts: Any) -> list | None:
         if isinstance(name, str) and name.lower() == SCRIPT_NAME:
             if not isinstance(entry, Mapping) or "args" not in entry:
                 return None  # no args: the UI's defaults run
-            if not isinstance(entry["args"], list):
-                raise ParamsError("args", "a list: [{named fields}] or the UI's positional values", entry["args"])
-            return entry["args"]
+            args = entry["args"]
+            if not isinstance(args, list):
+                raise ParamsError("args", ARGS_FORMS, args)
+            if len(args) > 1 and isinstance(args[0], Mapping):
+                # the script would read the dict and ignore the rest (those slots hold the UI's
+                # defaults there): in a request they are a mistake, not defaults
+                raise ParamsError("args", ARGS_FORMS + " (one dict, nothing after it)", args)
+            return args
     return None
 
 
@@ -131,5 +141,24 @@ def install(app) -> bool:
     return True
 
 
+STATE_ROUTE = "/w2sd/v1/state"
+
+
+def state() -> dict:
+    """GET /w2sd/v1/state: the backend's read-only fingerprint of what W2SD patches (base.Backend.state)."""
+    from .. import detect_backend
+
+    return detect_backend().state()
+
+
+def add_state_route(app) -> bool:
+    """Register GET /w2sd/v1/state once. A plain (sync) route: FastAPI runs it in a worker thread."""
+    if any(getattr(route, "path", None) == STATE_ROUTE for route in app.routes):
+        return False
+    app.add_api_route(STATE_ROUTE, state, methods=["GET"])
+    return True
+
+
 def on_app_started(demo, app) -> None:
     install(app)
+    add_state_route(app)
