@@ -266,6 +266,17 @@ def test_lora_difference_runs_each_call_at_its_multiplier_without_writing_a_weig
     assert torch.equal(webui.generate(None).latents, plain.latents)
 
 
+def test_lora_switch_merges_without_reforges_deprecation_warning(webui, caplog):
+    """reForge's ModelPatcher.calculate_weight logs a deprecation warning on every call (R:model_patcher.py
+    :868-870): a real reForge logged 1728 of them for one LoRA-difference generation. The switch merges
+    with ldm_patched.modules.lora.calculate_weight where the fork has it, the patcher's method on Classic."""
+    webui.add_lora()
+    with caplog.at_level("WARNING"):
+        result = webui.generate(LORA, prompt=LORA_PROMPT)
+    assert "W2SD reflected: 3/6" in result.infotext and "W2SD warning" not in result.infotext
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]
+
+
 def test_two_loras_at_other_multipliers_each_get_the_target(webui, context_weights):
     webui.add_lora()
     webui.add_lora("detail", seed=9)

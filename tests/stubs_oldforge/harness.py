@@ -15,7 +15,7 @@ import tempfile
 
 import forge_networks
 import torch
-from ldm_patched.modules import model_management
+from ldm_patched.modules import lora, model_management
 from ldm_patched.modules.model_base import BaseModel
 from webui_patterns import reflected_pattern
 from modules_forge import forge_version
@@ -43,6 +43,7 @@ def _a1111_harness():
 
 
 _a1111 = _a1111_harness()
+REFORGE_CALCULATE_WEIGHT = lora.calculate_weight  # reForge's lora.calculate_weight; Classic has none
 SCRIPT, DEFAULTS, Call, Result, write_checkpoint = (_a1111.SCRIPT, _a1111.DEFAULTS, _a1111.Call, _a1111.Result,
                                                    _a1111.write_checkpoint)
 TinySD = _a1111.tiny_sd.TinySD
@@ -88,6 +89,10 @@ class WebUI(_a1111.WebUI):
         from lib_w2sd.webui.adapters import old_forge_unet
 
         forge_version.version = VERSIONS[self.fork]
+        if self.fork == "reforge":
+            lora.calculate_weight = REFORGE_CALCULATE_WEIGHT
+        elif hasattr(lora, "calculate_weight"):
+            del lora.calculate_weight
         old_forge_unet.cache.clear()
         model_management.unload_all_models()  # a LoRA merged into the UNet goes back to its backup
         super().reset()

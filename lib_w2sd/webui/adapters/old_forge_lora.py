@@ -12,7 +12,7 @@ would rewrite every LoRA weight twice per reflected step.
 
 OldLoraSwitch never writes a weight. For one call, as each LoRA layer's forward starts, it puts on
 the layer a NEW parameter holding the layer's current weight plus the prompt's patches at strength
-(target - own), merged by the patcher's own calculate_weight (C:model_patcher.py:271-, R:868-), so
+(target - own), merged by the fork's own calculate_weight (C:model_patcher.py:271-, R:lora.py:331-), so
 the layer runs W0 + m*D + (t - m)*D = W0 + t*D with the WebUI's own LoRA arithmetic (any patch type
 it merges linearly); as its forward ends the layer gets back the very parameter object it had. A
 switched call costs one merge of the LoRA's layers (a low-rank product and a weight-sized add per
@@ -51,6 +51,16 @@ def lora_multipliers(patches: Dict[str, list]) -> Dict[str, float]:
     return {f"LoRA at {entry[0]:g}": float(entry[0]) for entries in patches.values() for entry in entries}
 
 
+def weight_calculator(unet_patcher):
+    """The fork's merge of a weight's patches: reForge's ldm_patched.modules.lora.calculate_weight
+    (R:lora.py:331-; its ModelPatcher.calculate_weight is a shim that logs a deprecation warning on
+    every call, R:model_patcher.py:868-870, over a thousand lines per generation), else Classic's
+    patcher method (C:model_patcher.py:271-; its lora.py has none)."""
+    from ldm_patched.modules import lora
+
+    return getattr(lora, "calculate_weight", None) or unet_patcher.calculate_weight
+
+
 def _owner(model: torch.nn.Module, key: str) -> Tuple[torch.nn.Module, str]:
     *path, name = key.split(".")
     module = model
@@ -68,7 +78,7 @@ class OldLoraSwitch:
 
     def __init__(self, unet_patcher, patches: Dict[str, list]):
         self.model = unet_patcher.model
-        self._calculate = unet_patcher.calculate_weight
+        self._calculate = weight_calculator(unet_patcher)
         self._layers: List[Tuple[torch.nn.Module, str, str, list]] = []
         for key, entries in patches.items():
             module, name = _owner(self.model, key)

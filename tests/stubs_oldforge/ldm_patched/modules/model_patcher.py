@@ -3,12 +3,15 @@ R:3b56b268, keeps the same API): the model, its model_options (transformer_optio
 and their disable_cfg1_optimization flag), clone (the patch lists copied, C:50-66), add_patches
 (C:191-200: (strength_patch, value, strength_model) per weight key), patch_model (C:225-269: each
 patched weight backed up, then REPLACED by calculate_weight of its patches), unpatch_model
-(C:530-540: the backups put back), calculate_weight (C:271-: 'diff' and 'lora', R:lora.py:331-
-weight_decompose for DoRA)."""
+(C:530-540: the backups put back), calculate_weight (C:271-; in reForge a deprecated shim over
+lora.calculate_weight, R:868-870)."""
 
 import copy
+import logging
 
 import torch
+
+from . import lora
 
 
 class ModelPatcher:
@@ -67,7 +70,8 @@ class ModelPatcher:
             weight = model_sd[key]
             if key not in self.backup:
                 self.backup[key] = weight
-            out_weight = self.calculate_weight(self.patches[key], weight.to(torch.float32, copy=True), key)
+            # reForge merges with lora.calculate_weight itself (R:patch_weight_to_device 559-590)
+            out_weight = lora.merge(self.patches[key], weight.to(torch.float32, copy=True), key)
             _set_attr(self.model, key, out_weight.to(weight.dtype))
         return self.model
 
@@ -80,29 +84,12 @@ class ModelPatcher:
             self.current_device = device_to
 
     def calculate_weight(self, patches, weight, key):
-        for strength, v, strength_model in patches:
-            if strength_model != 1.0:
-                weight *= strength_model
-            kind, v = ("diff", v) if len(v) == 1 else v
-            if kind == "diff":
-                weight += strength * v[0].to(weight)
-            elif kind == "lora":
-                up, down = v[0].to(weight).flatten(1), v[1].to(weight).flatten(1)
-                alpha = strength * (v[2] / down.shape[0] if v[2] is not None else 1.0)
-                diff = (up @ down).reshape(weight.shape)
-                if len(v) > 4 and v[4] is not None:
-                    weight = _weight_decompose(v[4].to(weight), weight, diff, alpha)
-                else:
-                    weight += alpha * diff
-        return weight
-
-
-def _weight_decompose(dora_scale, weight, lora_diff, alpha):
-    """reForge's DoRA (ldm_patched/modules/lora.py weight_decompose): the merged weight's direction
-    with the LoRA added, scaled to dora_scale per output channel."""
-    weight_calc = weight + alpha * lora_diff
-    norm = weight_calc.flatten(1).norm(dim=1).reshape(-1, *[1] * (weight.dim() - 1)) + torch.finfo(weight.dtype).eps
-    return weight_calc * (dora_scale.reshape(norm.shape) / norm)
+        """Classic's merge (C:271-); reForge keeps the method only as a shim that logs a deprecation
+        warning on every call and hands over to lora.calculate_weight (R:868-870)."""
+        if hasattr(lora, "calculate_weight"):
+            logging.warning("The ModelPatcher.calculate_weight function is deprecated, please use: "
+                            "ldm_patched.modules.lora.calculate_weight instead")
+        return lora.merge(patches, weight, key)
 
 
 def _set_attr(model, key, value):
