@@ -227,6 +227,31 @@ def test_refiner_reflects_only_the_base_models_steps(webui, sampler, switch_at, 
     assert torch.equal(after.latents, plain.latents)
 
 
+EQUAL = "the weak model equals the strong one"
+REFINER_CONTROLS = [{"weak_cfg": 7.0}, {"weak_prompt": "a red cat"}, {"weak_checkpoint": "strong.safetensors"},
+                    {"weak_cfg": 7.0, "weak_prompt": "a red cat", "weak_negative_prompt": "blurry"}]
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "DPM++ 2M", "DPM++ 2M SDE", "Heun"])
+@pytest.mark.parametrize("same", REFINER_CONTROLS)
+def test_refiner_no_difference_control_is_the_plain_image(webui, sampler, same):
+    """The no-difference control with the refiner switching mid-pass. On real Forge (21:34,
+    /work/checks/sdxl results forge-fp32-sd15, row refiner-DPM++ 2M) this control reflected an
+    identity (gap 0) and differed from plain on DPM++ 2M only: each reflected step starts a new
+    sampler run (schedule.segments), which restarts a multistep sampler's history (Euler and Heun
+    keep none), here at step 1 of the base model's part. Now an identity never reflects: no W2SD
+    call, the image and the switch bit for bit, the warning."""
+    webui.add_refiner()
+    options = dict(REFINER, sampler_name=sampler)
+    plain = webui.generate(None, **options)
+    control = webui.generate({"enabled": True, "reflect_steps": 1.0, **same}, **options)
+    assert torch.equal(control.latents, plain.latents)
+    assert set(control.roles()) == {None}
+    assert switch_call(control) == switch_call(plain) > 0
+    assert EQUAL in control.infotext and "W2SD reflected" not in control.infotext
+    assert torch.equal(webui.generate(None, **options).latents, plain.latents)
+
+
 def test_refiner_with_every_kind_keeps_lora_and_weak_unet_on_the_base(webui):
     webui.add_lora()
     webui.add_checkpoint("weak.safetensors", seed=5)
