@@ -360,9 +360,12 @@ def _note_refiner(p, run: Run, kind: str, reflected: int, asked: int) -> None:
 
 
 def _check_gap(p, run: Run, kind: str) -> None:
-    """Warn when the weak model does not differ from the strong one where it matters."""
+    """Warn when the reflections change almost nothing: the gap near zero at high noise and over
+    all reflected steps. A high-noise gap of 0 beside a clear mean is a WebUI rule, not the models:
+    Forge Classic runs the first step of a pass at CFG 1, for W2SD's calls too (C
+    sd_samplers_cfg_denoiser.py:126-127), so a short hires pass can have no other step at sigma >= 1."""
     mean, high = run.gaps[kind]
-    gap = high if high is not None else mean
+    gap = max(mean, high) if high is not None else mean
     if gap < NEAR_ZERO_GAP:
         _warn(p, run, f"in the {kind} pass the weak and strong models barely differ (gap {gap:.2g} < "
                       f"{NEAR_ZERO_GAP:g}): reflections change almost nothing; make the weak model weaker "
