@@ -155,7 +155,6 @@ class A1111Backend(FamilyBackend):
     def release_unets(self, generation_ended: bool) -> None:
         checkpoint.cache.release(settings.checkpoint_memory(), generation_ended, devices.cpu)
 
-
     # -- diagnostics ------------------------------------------------------------------------
     def model_state(self, model) -> Dict[str, str]:
         state = module_state(model.model.diffusion_model)

@@ -229,7 +229,6 @@ class FamilyBackend(Backend):
         loaded = getattr(shared.sd_model, "sd_checkpoint_info", None)
         return None if getattr(loaded, "filename", None) == info.filename else info
 
-
     # -- diagnostics --------------------------------------------------------------------------
     def state(self) -> Dict[str, Any]:
         patches = {"sampler functions": _functions_fingerprint(), "options": _digest(sorted(

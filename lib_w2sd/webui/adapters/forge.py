@@ -47,7 +47,7 @@ from modules import shared
 
 from . import forge_controlnet, forge_lora, forge_unet
 from .family import describe, is_hires, module_state
-from .forge_family import ForgeFamilyBackend, with_hires_cfg
+from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
 UNCOND_ATTR = "w2sd_forge_uncond"  # p's attribute: {hires?: uncond encoded for a pass at CFG 1}
@@ -142,10 +142,10 @@ class ForgeBackend(ForgeFamilyBackend):
 
     # -- ControlNet -------------------------------------------------------------------------
     def controlnet_units(self, p) -> int:
-        return forge_controlnet.units(_call_forge_objects(p).unet)
+        return forge_controlnet.units(unet_patcher(p))
 
     def controlnet_multiplier(self, p, multiplier: float):
-        return forge_controlnet.multiplier(_call_forge_objects(p).unet, multiplier)
+        return forge_controlnet.multiplier(unet_patcher(p), multiplier)
 
     # -- a second UNet ----------------------------------------------------------------------
     def load_unet(self, name: str) -> Optional[forge_unet.WeakUNet]:
@@ -177,11 +177,6 @@ class ForgeBackend(ForgeFamilyBackend):
 
     def cache_state(self) -> Dict[str, str]:
         return {"weak unet": forge_unet.cache.describe()}
-
-
-def _call_forge_objects(p):
-    """The forge_objects the pass's den calls run with (sampling_function.py:326)."""
-    return p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
 
 
 def _pass_uncond(p):

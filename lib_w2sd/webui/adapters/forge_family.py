@@ -51,7 +51,7 @@ class ForgeFamilyBackend(FamilyBackend):
     def use_unet(self, p, handle) -> Iterator[None]:
         """The enclosed den calls with forge_objects.unet pointed at the weak call's patcher (the
         sampling function reads it per call)."""
-        forge_objects = p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
+        forge_objects = call_forge_objects(p)
         strong = forge_objects.unet
         patcher = self._weak_call_patchers.get(id(strong))
         if patcher is None:
@@ -96,9 +96,14 @@ class ForgeFamilyBackend(FamilyBackend):
         return rows.routed(unet_patcher(p).model, "apply_model", cache, record, _apply_model_rows)
 
 
+def call_forge_objects(p):
+    """The forge_objects the pass's den calls run with (Forge sampling_function.py:326)."""
+    return p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects
+
+
 def unet_patcher(p):
     """The UNet patcher the pass's den calls run (read per call by the sampling function)."""
-    return p.sampler.model_wrap_cfg.inner_model.inner_model.forge_objects.unet
+    return call_forge_objects(p).unet
 
 
 # The per-batch model inputs of apply_model(x, t, **c); the ControlNet's 'control' is computed

@@ -95,16 +95,11 @@ class ForgeUNetCache:
         self.entry: Optional[WeakUNet] = None
 
     def get(self, name: str, info, sd_model) -> WeakUNet:
-        from backend import memory_management
         from backend.args import dynamic_args
 
-        check_safetensors(name, info.filename)
-        stat = os.stat(info.filename)
-        file_hash = getattr(info, "sha256", None) or info.hash  # with size and mtime: no re-hashing
         strong_config = sd_model.model_config
-        key = (os.path.abspath(info.filename), stat.st_size, stat.st_mtime_ns, file_hash,
-               str(dynamic_args.get("forge_unet_storage_dtype")), _architecture(strong_config),
-               repr(strong_config.unet_config))
+        key = file_key(name, info) + (str(dynamic_args.get("forge_unet_storage_dtype")),
+                                      _architecture(strong_config), repr(strong_config.unet_config))
         if self.entry is not None and self.entry.key == key:
             return self.entry
         self.clear()  # free the old weak UNet before reading the new one
@@ -113,7 +108,7 @@ class ForgeUNetCache:
         if patcher.model.predictor.prediction_type != strong_type:
             raise CheckpointError(f"weak_checkpoint {name!r} predicts {patcher.model.predictor.prediction_type}, "
                                   f"the loaded model {strong_type}; pick a checkpoint of the same kind")
-        self.entry = WeakUNet(name, key, patcher, memory_management.module_size(patcher.model))
+        self.entry = WeakUNet(name, key, patcher, self.memory_management().module_size(patcher.model))
         return self.entry
 
     def weak_call(self, weak: WeakUNet, strong_patcher):
@@ -124,9 +119,7 @@ class ForgeUNetCache:
     def ensure_loaded(self, weak: WeakUNet, strong_patcher) -> None:
         """Load the weak UNet to the GPU beside the strong one, in one budget (Forge's idiom for
         extra models, backend/sampling/sampling_function.py:383-387)."""
-        from backend import memory_management
-
-        memory_management.load_models_gpu([strong_patcher, weak.patcher])
+        self.memory_management().load_models_gpu([strong_patcher, weak.patcher])
 
     def release(self, policy: str, generation_ended: bool) -> None:
         """After a generation: 'gpu' keeps the weak UNet loaded, 'offload' moves it to the offload
@@ -140,7 +133,7 @@ class ForgeUNetCache:
     def describe(self) -> str:
         if self.entry is None:
             return "empty"
-        loaded = any(m.model.model is self.entry.patcher.model for m in _loaded_models())
+        loaded = any(m.model.model is self.entry.patcher.model for m in self.memory_management().current_loaded_models)
         return f"{self.entry.name} on {self.entry.patcher.current_device}{' (loaded)' if loaded else ''}"
 
     def clear(self) -> None:
@@ -165,10 +158,13 @@ class ForgeUNetCache:
         weak.patcher.current_device = weak.patcher.offload_device
 
 
-def _loaded_models() -> list:
-    from backend import memory_management
-
-    return list(memory_management.current_loaded_models)
+def file_key(name: str, info) -> tuple:
+    """What identifies a weak checkpoint's file for the cache, after checking it is a safetensors
+    file: its path, size, mtime and hash (with size and mtime: no re-hashing)."""
+    check_safetensors(name, info.filename)
+    stat = os.stat(info.filename)
+    file_hash = getattr(info, "sha256", None) or info.hash
+    return os.path.abspath(info.filename), stat.st_size, stat.st_mtime_ns, file_hash
 
 
 # The one cache of this process.

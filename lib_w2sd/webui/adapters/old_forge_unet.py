@@ -23,12 +23,10 @@ file and hash, loaded beside the strong UNet by the fork's memory manager, relea
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from .checkpoint import UNET_PREFIX, CheckpointError, architecture_difference, check_safetensors, unet_shapes
-from .forge_unet import ForgeUNetCache, WeakUNet, call_patcher
+from .checkpoint import UNET_PREFIX, CheckpointError, architecture_difference, unet_shapes
+from .forge_unet import ForgeUNetCache, WeakUNet, call_patcher, file_key
 
 
 def _shapes(model) -> dict:
@@ -84,11 +82,8 @@ class OldForgeUNetCache(ForgeUNetCache):
         return model_management
 
     def get(self, name: str, info, strong_patcher) -> WeakUNet:
-        check_safetensors(name, info.filename)
-        stat = os.stat(info.filename)
-        file_hash = getattr(info, "sha256", None) or info.hash  # with size and mtime: no re-hashing
-        key = (os.path.abspath(info.filename), stat.st_size, stat.st_mtime_ns, file_hash,
-               tuple(sorted(_shapes(strong_patcher.model).items())), prediction(strong_patcher.model))
+        key = file_key(name, info) + (tuple(sorted(_shapes(strong_patcher.model).items())),
+                                      prediction(strong_patcher.model))
         if self.entry is not None and self.entry.key == key:
             return self.entry
         self.clear()  # free the old weak UNet before reading the new one
