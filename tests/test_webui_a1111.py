@@ -8,6 +8,7 @@ from webui_patterns import (
     assert_only_weak_calls_see_the_weak_prompt,
     check_sdxl_weak_conds_follow_size_and_crop,
     joint_tests,
+    record_mask_blends,
     reflected_pattern,
 )
 
@@ -232,25 +233,11 @@ def test_img2img_with_batch_count_rewraps_its_one_sampler(webui):
 
 
 def test_inpainting_blend_applies_to_every_call(webui):
-    from modules import scripts
-
-    class BlendCounter(scripts.Script):
-        blends = 0
-
-        def title(self):
-            return "blend counter"
-
-        def show(self, is_img2img):
-            return scripts.AlwaysVisible
-
-        def on_mask_blend(self, p, mba, *args):
-            BlendCounter.blends += mba.denoiser is not None
-
-    webui.extra_scripts.append(BlendCounter())
+    blends = record_mask_blends(webui)
     mask = torch.zeros(32, 32)
     mask[:, :16] = 1
     result = webui.generate(CFG1, img2img=True, mask=mask, denoising_strength=0.75, steps=8)
-    assert BlendCounter.blends == len(result.calls) > 8
+    assert len(blends) == len(result.calls) > 8
     kept = result.latents[:, :, :, 2:]  # the unmasked half keeps the init latent
     assert torch.allclose(kept, result.p.init_latent[:, :, :, 2:])
 

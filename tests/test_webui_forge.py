@@ -9,6 +9,7 @@ from webui_patterns import (
     assert_only_weak_calls_see_the_weak_prompt,
     check_sdxl_weak_conds_follow_size_and_crop,
     joint_tests,
+    record_mask_blends,
     reflected_pattern,
     same_conds,
 )
@@ -468,19 +469,7 @@ def test_checkpoint_and_lora_combined_switch_lora_only_on_the_strong_unet(webui)
 
 # -- img2img and inpainting -----------------------------------------------------------------------
 def test_inpainting_blends_every_call_and_leaves_the_global_rng_as_plain_sampling_does(webui):
-    from modules import scripts
-
-    blends = []
-
-    class BlendCounter(scripts.Script):
-        def show(self, is_img2img):
-            return scripts.AlwaysVisible
-
-        def on_mask_blend(self, p, mba, *args):
-            if mba.denoiser is not None:
-                blends.append(getattr(p, "w2sd_extra_call", None))
-
-    webui.extra_scripts.append(BlendCounter())
+    blends = record_mask_blends(webui)
     mask = torch.zeros(32, 32)
     mask[:, 16:] = 1
     torch.manual_seed(0)

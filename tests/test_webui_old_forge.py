@@ -24,6 +24,7 @@ from webui_patterns import (
     check_sdxl_weak_conds_follow_size_and_crop,
     inpainting_mask,
     joint_tests,
+    record_mask_blends,
 )
 
 STAND_IN = "stubs_oldforge"
@@ -495,19 +496,7 @@ def test_no_difference_is_bit_identical_with_the_warning(webui):
 def test_inpainting_leaves_the_global_rng_as_plain_sampling_does(webui):
     """Forge Classic pre-blends every denoiser call with global-RNG noise (C:119-121); extra calls
     put the RNG back. reForge blends after the call, through on_mask_blend (R:261-262)."""
-    from modules import scripts
-
-    blends = []
-
-    class BlendCounter(scripts.Script):
-        def show(self, is_img2img):
-            return scripts.AlwaysVisible
-
-        def on_mask_blend(self, p, mba, *args):
-            if mba.denoiser is not None:
-                blends.append(getattr(p, "w2sd_extra_call", None))
-
-    webui.extra_scripts.append(BlendCounter())
+    blends = record_mask_blends(webui)
     torch.manual_seed(0)
     plain = webui.generate(None, img2img=True, mask=inpainting_mask(), denoising_strength=0.6)
     after_plain = torch.get_rng_state()

@@ -57,6 +57,28 @@ def inpainting_mask(size=32):
     return mask
 
 
+def record_mask_blends(webui) -> list:
+    """Add an always-on script to the stand-in that records, per inpainting blend of a denoiser
+    call (its on_mask_blend callback), the call's p.w2sd_extra_call (None: the sampler's own)."""
+    from modules import scripts
+
+    blends = []
+
+    class BlendRecorder(scripts.Script):
+        def title(self):
+            return "blend recorder"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+        def on_mask_blend(self, p, mba, *args):
+            if mba.denoiser is not None:
+                blends.append(getattr(p, "w2sd_extra_call", None))
+
+    webui.extra_scripts.append(BlendRecorder())
+    return blends
+
+
 def assert_joint_equals_two_calls(webui, monkeypatch, w2sd, **kwargs):
     """The generation with joint calls has fewer UNet calls than with two calls per reflection, and
     the same image to float rounding; W2SD still changes the image."""
