@@ -63,6 +63,21 @@ def test_the_plan_is_bounded_deterministic_and_covers_every_kind(facts):
                    for s in step.get("parallel", []))
 
 
+@pytest.mark.parametrize("facts", [FACTS, dict(FACTS, controlnet=None, forge=True)])
+def test_the_warm_up_runs_every_kind_of_step_before_rss_is_taken(facts):
+    """RSS growth is measured from the 'warm' mark: each memory policy (with a weak-checkpoint
+    generation under it), a switch, an interrupt and a skip must have run once before it."""
+    specs = soak.plan_specs(soak.build_plan(0, 300, facts))
+    warm = specs[:next(i for i, s in enumerate(specs) if s["op"] == "mark")]
+    assert {s["policy"] for s in warm if s["op"] == "memory"} == set(soak.MEMORY_POLICIES)
+    assert warm[-1]["op"] == "skip" and warm[-2]["op"] == "interrupt"
+    assert {"switch", "primed"} <= {s["op"] for s in warm}
+    after_policy = [warm[i + 1] for i, s in enumerate(warm) if s["op"] == "memory"]
+    assert all(s["op"] == "generate" and s["variant"] == "checkpoint" for s in after_policy)
+    # the run ends under the policy it started with (offload), so the run's first policy change is a change
+    assert [s["policy"] for s in warm if s["op"] == "memory"][-1] == soak.MEMORY_POLICIES[0]
+
+
 def test_img2img_repeats_run_alone_after_the_primer():
     """img2img's VAE posterior sample draws from the global RNG the previous request left (both
     WebUIs): a repeat of it is deterministic only after a fixed request."""

@@ -250,6 +250,23 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
         plan.append({kind: spec})
         return True
 
+    def serial_action(action: str) -> None:
+        """One action alone on the server: an interrupt or skip at a random moment, a primed repeat,
+        a change of the memory policy, or a switch a -> b (two generations) -> a."""
+        if action in ("interrupt", "skip"):
+            add("serial", {"op": action, "delay": round(rng.uniform(0.05, 0.9), 3), "steps": max(steps, 3),
+                           "variant": rng.choice((None, "cfg", "lora", "checkpoint")), "n_iter": rng.choice((1, 2)),
+                           "seed": rng.randrange(10**6)})
+        elif action == "primed":
+            add("serial", dict(rng.choice([x for x in repeats if x["op"] == "primed"])))
+        elif action == "memory":
+            add("serial", {"op": "memory", "policy": rng.choice(MEMORY_POLICIES)})
+        else:
+            add("serial", {"op": "switch", "model": MODELS[1]})
+            add("parallel", [generation("txt2img", rng.choice(("checkpoint", "cfg", None)), rng.randrange(10**6),
+                                        steps=steps) for _ in range(2)])
+            add("serial", {"op": "switch", "model": MODELS[0]})
+
     # Deterministic requests, repeated at random points (same seed and settings: the same image).
     repeats = [generation("txt2img", "cfg+prompt+lora", 101, steps=steps),
                generation("img2img", "cfg+checkpoint", 102, steps=steps),
@@ -282,6 +299,13 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     add("serial", {"op": "switch", "model": MODELS[1]})
     add("parallel", [generation("txt2img", "checkpoint", 7, steps=steps), generation("txt2img", None, 8, steps=steps)])
     add("serial", {"op": "switch", "model": MODELS[0]})
+    # ... and each memory policy (a weak-checkpoint generation under it), an interrupt and a skip: the
+    # allocator's high-water marks of every kind of step are reached before RSS is measured.
+    for policy in MEMORY_POLICIES[1:] + MEMORY_POLICIES[:1]:
+        add("serial", {"op": "memory", "policy": policy})
+        add("parallel", [generation("txt2img", "checkpoint", rng.randrange(10**6), steps=steps)])
+    serial_action("interrupt")
+    serial_action("skip")
     add("serial", {"op": "mark", "at": "warm"})
 
     middle_done = False
@@ -321,19 +345,7 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
         done_blocks += 1
         # the first blocks are followed by one of each action, the later ones by a random one
         action = serial_actions[done_blocks - 1] if done_blocks <= len(serial_actions) else rng.choice(serial_actions)
-        if action in ("interrupt", "skip"):
-            add("serial", {"op": action, "delay": round(rng.uniform(0.05, 0.9), 3), "steps": max(steps, 3),
-                           "variant": rng.choice((None, "cfg", "lora", "checkpoint")), "n_iter": rng.choice((1, 2)),
-                           "seed": rng.randrange(10**6)})
-        elif action == "primed":
-            add("serial", dict(rng.choice([x for x in repeats if x["op"] == "primed"])))
-        elif action == "memory":
-            add("serial", {"op": "memory", "policy": rng.choice(MEMORY_POLICIES)})
-        else:
-            add("serial", {"op": "switch", "model": MODELS[1]})
-            add("parallel", [generation("txt2img", rng.choice(("checkpoint", "cfg", None)), rng.randrange(10**6),
-                                        steps=steps) for _ in range(2)])
-            add("serial", {"op": "switch", "model": MODELS[0]})
+        serial_action(action)
     if not middle_done:
         plan.append({"serial": dict(reference, at="middle")})
     plan.append({"serial": dict(reference, at="end")})
