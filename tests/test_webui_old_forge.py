@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from state_patterns import state_tests
 from test_webui_detection import LAYOUTS, make_tree
 from test_webui_forge import (  # noqa: F401 - the Forge suite's own tests, run here on the old backend
     test_disabled_changes_nothing,
@@ -588,3 +589,18 @@ def test_bad_fields_leave_the_image_plain_with_a_message_naming_the_field(webui,
 # -- one UNet batch for strong and weak ------------------------------------------------------------
 # the same tests as on the other WebUIs' stand-ins (webui_patterns.joint_tests)
 globals().update(joint_tests(hires=dict(enable_hr=True, hr_scale=1.5, hr_cfg=5.0)))
+
+
+# -- GET /w2sd/v1/state (state_patterns.py), as each fork ------------------------------------------
+def _state_checkpoint(webui, tmp_path, name="weak.safetensors", seed=5):
+    webui.add_checkpoint(name, seed=seed)
+    return name
+
+
+def _state_weak_unet():
+    from lib_w2sd.webui.adapters import old_forge_unet
+
+    return old_forge_unet.cache.entry and old_forge_unet.cache.entry.patcher.model
+
+
+globals().update(state_tests("a red cat <lora:style:0.8>", _state_checkpoint, _state_weak_unet))

@@ -46,8 +46,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 from modules import shared
 
 from . import forge_controlnet, forge_lora, forge_unet
-from .family import describe, is_hires, module_state
-from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
+from .family import describe, is_hires
+from .forge_family import ForgeFamilyBackend, patcher_state, unet_patcher, with_hires_cfg
 
 LORA_ATTR = "w2sd_forge_lora"  # p's attribute holding the pass's _LoraSession during sampling
 UNCOND_ATTR = "w2sd_forge_uncond"  # p's attribute: {hires?: uncond encoded for a pass at CFG 1}
@@ -157,21 +157,11 @@ class ForgeBackend(ForgeFamilyBackend):
 
     # -- diagnostics ------------------------------------------------------------------------
     def model_state(self, model) -> Dict[str, str]:
-        """Forge gives each generation a shallow copy of forge_objects_original (processing.py), so
-        the originals and the KModel they share are what must come back."""
+        state = patcher_state(model, lambda patcher: sorted(map(repr, patcher.lora_patches)))
         original = model.forge_objects_original.unet
-        kmodel = original.model
-        state = module_state(kmodel.diffusion_model)
-        state["apply_model"] = describe(vars(kmodel).get("apply_model"))  # rows.routed sets it per call
-        state["unet patcher"] = f"{describe(original)} over {describe(kmodel)}"
-        state["lora patches"] = repr(sorted(map(repr, original.lora_patches)))
         state["controlnet"] = describe(getattr(original, "controlnet_linked_list", None))
-        # what the last generation left on its copy: the UNet it runs (a weak call swaps it), its LoRAs
-        current = model.forge_objects.unet
-        unet = "the checkpoint's own" if current.model is kmodel else describe(current.model)
-        state["current unet"] = f"{unet}, loras {sorted(map(repr, current.lora_patches))}"
         online = [(name, sorted((k, len(v)) for k, v in vars(m)["forge_online_loras"].items()))
-                  for name, m in kmodel.named_modules() if "forge_online_loras" in vars(m)]
+                  for name, m in original.model.named_modules() if "forge_online_loras" in vars(m)]
         state["online loras"] = repr(online)[:200] + f" ({len(online)} layers)"  # forge_lora.LoraSwitch sets them
         return state
 

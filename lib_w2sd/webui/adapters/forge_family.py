@@ -33,7 +33,7 @@ import torch
 
 from .. import rows
 from ..surface import settings
-from .family import FamilyBackend
+from .family import FamilyBackend, describe, module_state
 
 
 class ForgeFamilyBackend(FamilyBackend):
@@ -94,6 +94,23 @@ class ForgeFamilyBackend(FamilyBackend):
 
     def unet_rows(self, p, cache, record: bool):
         return rows.routed(unet_patcher(p).model, "apply_model", cache, record, _apply_model_rows)
+
+
+def patcher_state(model, loras: Callable[[Any], Any]) -> Dict[str, str]:
+    """The /w2sd/v1/state items of a Forge-family model: each generation gets a shallow copy of
+    forge_objects_original (processing.py), so the originals and the model they share are what must
+    come back. `loras(patcher)` lists a patcher's LoRA patches (the backends keep them differently)."""
+    original = model.forge_objects_original.unet
+    base = original.model  # Forge 2's KModel, ldm_patched's BaseModel
+    state = module_state(base.diffusion_model)
+    state["apply_model"] = describe(vars(base).get("apply_model"))  # rows.routed sets it per call
+    state["unet patcher"] = f"{describe(original)} over {describe(base)}"
+    state["lora patches"] = repr(loras(original))
+    # what the last generation left on its copy: the UNet it runs (a weak call swaps it), its LoRAs
+    current = model.forge_objects.unet
+    unet = "the checkpoint's own" if current.model is base else describe(current.model)
+    state["current unet"] = f"{unet}, loras {loras(current)}"
+    return state
 
 
 def call_forge_objects(p):

@@ -57,7 +57,7 @@ from modules import shared
 
 from . import old_forge_lora, old_forge_unet
 from .family import is_hires
-from .forge_family import ForgeFamilyBackend, unet_patcher, with_hires_cfg
+from .forge_family import ForgeFamilyBackend, patcher_state, unet_patcher, with_hires_cfg
 
 BACKEND = "Forge's first backend (ldm_patched)"
 LORA_ATTR = "w2sd_old_forge_lora"  # p's attribute holding the pass's OldLoraSwitch during sampling
@@ -135,6 +135,14 @@ class OldForgeBackend(ForgeFamilyBackend):
 
     def unet_cache(self):
         return old_forge_unet.cache
+
+    # -- GET /w2sd/v1/state ------------------------------------------------------------------------
+    def model_state(self, model) -> Dict[str, str]:
+        # the patcher's patches: {weight key: [patch, ...]} (old_forge_lora never adds to them)
+        return patcher_state(model, lambda patcher: sorted((k, len(v)) for k, v in patcher.patches.items()))
+
+    def cache_state(self) -> Dict[str, str]:
+        return {"weak unet": old_forge_unet.cache.describe()}
 
     # -- refused kinds (refuses() keeps common from asking these) ------------------------------
 
