@@ -234,8 +234,10 @@ class FamilyBackend(Backend):
         patches = {"sampler functions": _functions_fingerprint(), "options": _digest(sorted(
             (k, repr(v)) for k, v in shared.opts.data.items() if k not in _CHECKPOINT_OPTIONS))}
         model = shared.sd_model
-        if model is not None:
-            patches["checkpoint"] = str(getattr(getattr(model, "sd_checkpoint_info", None), "title", None))
+        info = getattr(model, "sd_checkpoint_info", None)
+        # None, or Forge's FakeInitialModel until the first generation loads a checkpoint (F sd_models.py:385-397)
+        patches["checkpoint"] = str(getattr(info, "title", "none loaded"))
+        if info is not None:
             patches.update(self.model_state(model))
         return {"backend": self.name, "patches": patches, "caches": self.cache_state()}
 

@@ -25,6 +25,14 @@ class CheckpointInfo(CheckpointInfo):  # noqa: F821 (re-exported above)
         return self.shorthash
 
 
+class FakeInitialModel:
+    """shared.sd_model until the first generation loads a checkpoint (sd_models.py:385-397)."""
+
+    def __init__(self):
+        self.cond_stage_model = None
+        self.chunk_length = 75
+
+
 class SdModelData:
     def __init__(self):
         self.forge_loading_parameters = {}
