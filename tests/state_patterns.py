@@ -32,7 +32,13 @@ def state_tests(lora_prompt: str, add_checkpoint, weak_unet) -> dict:
         response = TestClient(app).get("/w2sd/v1/state")
         assert response.status_code == 200, response.text
         body = response.json()
+        assert body.pop("settings") == {"w2sd_default_preset": "Custom", "w2sd_checkpoint_memory": "offload",
+                                        "w2sd_on_error": "fallback"}
         assert body == fingerprint()
+        # W2SD's settings as generations read them (A1111's GET /sdapi/v1/options leaves them out)
+        webui.settings(w2sd_checkpoint_memory="unload", w2sd_on_error="not a policy")
+        got = TestClient(app).get("/w2sd/v1/state").json()["settings"]
+        assert got["w2sd_checkpoint_memory"] == "unload" and got["w2sd_on_error"] == "fallback"
         assert {"sampler functions", "options", "unet weights", "unet hooks", "apply_model"} <= set(body["patches"])
         assert body["caches"]["weak unet"] == "empty"
 

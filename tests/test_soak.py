@@ -173,11 +173,13 @@ class FakeWebUI(http.server.ThreadingHTTPServer):
     """Options, models, generations whose image depends on the request (and, to be caught, on
     `leak`: a number that grows with every W2SD generation when set)."""
 
-    def __init__(self, leak=False):
+    def __init__(self, leak=False, hide_extension_options=False):
         super().__init__(("127.0.0.1", 0), Handler)
         self.options = {"sd_model_checkpoint": "random_sd15_a.safetensors [97a90d0218]",
                         soak.MEMORY_OPTION: "offload", "forge_preset": "sd", "other": 1}
         self.lock, self.leak, self.generations = threading.Lock(), leak, 0
+        # A1111 1.10's GET /sdapi/v1/options drops extensions' settings (modules/api/models.py:209-219)
+        self.hide_extension_options, self.memory_set = hide_extension_options, []
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -195,11 +197,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server = self.server
         if self.path == "/sdapi/v1/options":
-            return self.answer(200, server.options)
+            hidden = server.hide_extension_options
+            return self.answer(200, {k: v for k, v in server.options.items() if not (hidden and k.startswith("w2sd_"))})
         if self.path == "/sdapi/v1/sd-models":
             return self.answer(200, [{"model_name": m, "title": f"{m}.safetensors"} for m in soak.MODELS])
         if self.path == soak.STATE_ROUTE:
-            return self.answer(200, {"patches": {"sampler functions": "same"}, "caches": {}})
+            return self.answer(200, {"patches": {"sampler functions": "same"}, "caches": {},
+                                     "settings": {soak.MEMORY_OPTION: server.options[soak.MEMORY_OPTION]}})
         if self.path.startswith("/sdapi/v1/progress"):
             return self.answer(200, {"progress": 0})
         return self.answer(404, {"detail": "Not Found"})
@@ -209,6 +213,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"] or 0)) or b"null")
         if self.path == "/sdapi/v1/options":
             server.options.update(body)
+            if soak.MEMORY_OPTION in body:
+                server.memory_set.append(body[soak.MEMORY_OPTION])
             return self.answer(200, None)
         if self.path in ("/sdapi/v1/interrupt", "/sdapi/v1/skip"):
             return self.answer(200, None)
@@ -278,3 +284,14 @@ def test_a_run_against_a_drifting_server_fails(fake, tmp_path, monkeypatch):
     code, checks, _ = run_against(fake(leak=True), tmp_path)
     assert code == 1
     assert not checks["repeated requests identical across the run"]
+
+
+def test_memory_changes_reach_an_a1111_whose_get_options_hides_them(fake, tmp_path, monkeypatch):
+    """On real A1111 GET /sdapi/v1/options never lists w2sd_checkpoint_memory, so the soak skipped its
+    memory changes there; it reads W2SD's settings from the state route now, and puts them back."""
+    monkeypatch.setattr(soak, "image_hash", lambda b64: base64.b64decode(b64).split(b"|")[0].decode()[:16])
+    server = fake(hide_extension_options=True)
+    code, checks, summary = run_against(server, tmp_path)
+    assert code == 0, summary["checks"]
+    assert set(server.memory_set) == set(soak.MEMORY_POLICIES) and server.memory_set[-1] == "offload"
+    assert server.options[soak.MEMORY_OPTION] == "offload"

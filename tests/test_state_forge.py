@@ -24,9 +24,9 @@ def test_the_route_answers_before_the_first_generation_loads_a_checkpoint(webui,
     route answered 500 (no forge_objects_original) on a freshly started real Forge."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
+    from modules import sd_models, shared
 
     from lib_w2sd.webui.surface import api
-    from modules import sd_models, shared
 
     monkeypatch.setattr(shared, "sd_model", sd_models.FakeInitialModel())
     app = FastAPI()

@@ -236,7 +236,7 @@ def build_plan(seed: int, requests: int, facts: dict) -> List[dict]:
     {"serial": spec} (alone on the server). Deterministic for (seed, requests, facts); at most
     `requests` HTTP requests in all (see http_requests), the closing steps included."""
     rng = random.Random(seed)
-    requests -= 7  # the closing steps: middle and end references, end state, options put back and compared, alive
+    requests -= 8  # the closing steps: middle and end references, end state, options put back and compared (2), alive
     steps = facts.get("steps", 2)
     variants = sorted(w2sd_variants(facts, MODELS[1]))
     plan: List[dict] = []
@@ -600,7 +600,9 @@ class Soak:
         if changed:
             self.server.call("POST", "/sdapi/v1/options", changed, kind="options/restore", op="options", expect=200)
         now = self.server.call("GET", "/sdapi/v1/options", kind="options/compare", op="get", expect=200)["json"]
-        self.marks["options_diff"] = options_diff(self.facts["options"], now or {})
+        state = self.server.call("GET", STATE_ROUTE, kind="options/compare", op="get")["json"]
+        settings = state.get("settings") or {} if isinstance(state, dict) else {}
+        self.marks["options_diff"] = options_diff(self.facts["options"], dict(settings, **(now or {})))
 
     def sample_rss(self, until: float) -> None:
         while time.time() < until and not getattr(self, "rss_done", False):
@@ -791,8 +793,11 @@ def discover(server: Server, steps: int) -> dict:
     cn = server.call("GET", "/controlnet/model_list", kind="discover", op="discover")["json"]
     cn_models = [m for m in (cn or {}).get("model_list", []) if m and m != "None"] if isinstance(cn, dict) else []
     state = server.call("GET", STATE_ROUTE, kind="discover", op="discover")
-    return {"options": options, "forge": any("forge" in k.lower() for k in options),
-            "controlnet": cn_models[0] if cn_models else None, "memory_option": MEMORY_OPTION in options,
+    # A1111's GET /sdapi/v1/options leaves extensions' settings out (POST sets them): W2SD's state route shows them
+    settings = (state["json"] or {}).get("settings") or {} if isinstance(state["json"], dict) else {}
+    return {"options": dict(settings, **options), "forge": any("forge" in k.lower() for k in options),
+            "controlnet": cn_models[0] if cn_models else None,
+            "memory_option": MEMORY_OPTION in options or MEMORY_OPTION in settings,
             "state_route": state["status"] == 200, "steps": steps}
 
 

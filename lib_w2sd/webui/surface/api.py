@@ -10,7 +10,7 @@ they are bad, and otherwise passes the request on untouched (the body is replaye
 
 GET /w2sd/v1/state answers a fingerprint of what W2SD patches (sampler functions, apply_model,
 the UNet's weights and hooks, LoRA / ControlNet state, options, W2SD's caches), computed by the
-backend: tools/soak.py compares it before and after a run.
+backend, and W2SD's settings: tools/soak.py compares the fingerprint before and after a run.
 """
 
 from __future__ import annotations
@@ -145,10 +145,14 @@ STATE_ROUTE = "/w2sd/v1/state"
 
 
 def state() -> dict:
-    """GET /w2sd/v1/state: the backend's read-only fingerprint of what W2SD patches (base.Backend.state)."""
+    """GET /w2sd/v1/state: the backend's read-only fingerprint of what W2SD patches (base.Backend.state),
+    and W2SD's settings as generations read them. A1111 1.10's GET /sdapi/v1/options leaves every
+    extension's settings out (its response model is built while the script UIs are made, before the
+    extensions register settings: A modules/scripts.py:645, modules/api/models.py:209-219, api.py:220),
+    though POST sets them."""
     from .. import detect_backend
 
-    return detect_backend().state()
+    return {**detect_backend().state(), "settings": settings.values()}
 
 
 def add_state_route(app) -> bool:

@@ -60,6 +60,11 @@ def read(key: str) -> str:
     return value if value in choices else default
 
 
+def values() -> dict:
+    """Every W2SD setting as generations read it (GET /w2sd/v1/state shows them)."""
+    return {key: read(key) for key in OPTIONS}
+
+
 def default_preset() -> str:
     return read(DEFAULT_PRESET)
 
