@@ -18,6 +18,25 @@ def fingerprint():
     return detect_backend().state()
 
 
+def harness_checkpoint(webui, tmp_path, name="weak.safetensors", seed=5):
+    """add_checkpoint for the Forge-family stand-ins, whose harness registers a checkpoint itself."""
+    webui.add_checkpoint(name, seed=seed)
+    return name
+
+
+def patcher_weak_unet(cache_module: str):
+    """weak_unet for the Forge-family stand-ins: the model under the cached weak UNet patcher of
+    lib_w2sd.webui.adapters.<cache_module>."""
+
+    def weak_unet():
+        import importlib
+
+        cache = importlib.import_module(f"lib_w2sd.webui.adapters.{cache_module}").cache
+        return cache.entry and cache.entry.patcher.model
+
+    return weak_unet
+
+
 def state_tests(lora_prompt: str, add_checkpoint, weak_unet) -> dict:
     """The tests, for a stand-in's test module to take into its globals. `add_checkpoint(webui,
     tmp_path, name=, seed=)` registers a weak checkpoint and returns its name; `weak_unet()` is the

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from state_patterns import state_tests
+from state_patterns import harness_checkpoint, patcher_weak_unet, state_tests
 from test_webui_detection import LAYOUTS, make_tree
 from test_webui_forge import (  # noqa: F401 - the Forge suite's own tests, run here on the old backend
     test_disabled_changes_nothing,
@@ -592,15 +592,4 @@ globals().update(joint_tests(hires=dict(enable_hr=True, hr_scale=1.5, hr_cfg=5.0
 
 
 # -- GET /w2sd/v1/state (state_patterns.py), as each fork ------------------------------------------
-def _state_checkpoint(webui, tmp_path, name="weak.safetensors", seed=5):
-    webui.add_checkpoint(name, seed=seed)
-    return name
-
-
-def _state_weak_unet():
-    from lib_w2sd.webui.adapters import old_forge_unet
-
-    return old_forge_unet.cache.entry and old_forge_unet.cache.entry.patcher.model
-
-
-globals().update(state_tests("a red cat <lora:style:0.8>", _state_checkpoint, _state_weak_unet))
+globals().update(state_tests("a red cat <lora:style:0.8>", harness_checkpoint, patcher_weak_unet("old_forge_unet")))

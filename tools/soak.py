@@ -601,8 +601,7 @@ class Soak:
             self.server.call("POST", "/sdapi/v1/options", changed, kind="options/restore", op="options", expect=200)
         now = self.server.call("GET", "/sdapi/v1/options", kind="options/compare", op="get", expect=200)["json"]
         state = self.server.call("GET", STATE_ROUTE, kind="options/compare", op="get")["json"]
-        settings = state.get("settings") or {} if isinstance(state, dict) else {}
-        self.marks["options_diff"] = options_diff(self.facts["options"], dict(settings, **(now or {})))
+        self.marks["options_diff"] = options_diff(self.facts["options"], dict(w2sd_settings(state), **(now or {})))
 
     def sample_rss(self, until: float) -> None:
         while time.time() < until and not getattr(self, "rss_done", False):
@@ -619,6 +618,12 @@ def checkpoint_name(value: Any) -> Any:
         return value
     value = value.split(" [")[0]
     return value[: -len(".safetensors")] if value.endswith(".safetensors") else value
+
+
+def w2sd_settings(state: Any) -> dict:
+    """W2SD's settings from a GET /w2sd/v1/state answer ({} without one): A1111's GET
+    /sdapi/v1/options leaves extensions' settings out (POST sets them), the state route shows them."""
+    return (state.get("settings") or {}) if isinstance(state, dict) else {}
 
 
 def options_diff(start: dict, end: dict) -> dict:
@@ -793,8 +798,7 @@ def discover(server: Server, steps: int) -> dict:
     cn = server.call("GET", "/controlnet/model_list", kind="discover", op="discover")["json"]
     cn_models = [m for m in (cn or {}).get("model_list", []) if m and m != "None"] if isinstance(cn, dict) else []
     state = server.call("GET", STATE_ROUTE, kind="discover", op="discover")
-    # A1111's GET /sdapi/v1/options leaves extensions' settings out (POST sets them): W2SD's state route shows them
-    settings = (state["json"] or {}).get("settings") or {} if isinstance(state["json"], dict) else {}
+    settings = w2sd_settings(state["json"])
     return {"options": dict(settings, **options), "forge": any("forge" in k.lower() for k in options),
             "controlnet": cn_models[0] if cn_models else None,
             "memory_option": MEMORY_OPTION in options or MEMORY_OPTION in settings,
