@@ -364,12 +364,19 @@ def test_merged_dora_is_refused_with_a_clear_warning(webui):
     assert torch.equal(result.latents, plain.latents)
 
 
-def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui):
+@pytest.mark.parametrize("hires", [False, True], ids=["txt2img", "hires"])
+def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui, hires):
+    """The no-difference control of the LoRA kind, also in the hires pass (where Forge re-activates
+    the prompt's LoRAs between its two hooks)."""
     webui.add_lora()
-    plain = webui.generate(None, prompt=LORA_PROMPT)
-    same = webui.generate({"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5}, prompt=LORA_PROMPT)
-    assert torch.equal(same.latents, plain.latents) and "the weak model equals the strong one" in same.infotext
-    assert set(same.roles()) == {None}
+    options = dict(enable_hr=True, hr_scale=1.5, hr_cfg=7.0, steps=4) if hires else {}
+    plain = webui.generate(None, prompt=LORA_PROMPT, **options)
+    control = {"enabled": True, "weak_lora_multiplier": 0.8, "reflect_steps": 0.5, "hires": hires}
+    same = webui.generate(control, prompt=LORA_PROMPT, **options)
+    assert torch.equal(same.latents, plain.latents) and set(same.roles()) == {None}
+    passes = ["txt2img", "hires"] if hires else ["txt2img"]
+    assert [f"in the {kind} pass the weak model equals the strong one" in same.infotext for kind in passes] == \
+        [True] * len(passes)
 
 
 def test_lora_difference_without_a_lora_in_the_prompt_warns(webui):
