@@ -366,8 +366,8 @@ def test_merged_dora_is_refused_with_a_clear_warning(webui):
 
 @pytest.mark.parametrize("hires", [False, True], ids=["txt2img", "hires"])
 def test_lora_at_the_prompts_own_multiplier_is_no_difference(webui, hires):
-    """The no-difference control of the LoRA kind, also in the hires pass (where Forge re-activates
-    the prompt's LoRAs between its two hooks)."""
+    """The no-difference control of the LoRA kind, also in the hires pass (whose hook Forge runs
+    twice, with forge_objects reset between: processing.py:1510, 1522)."""
     webui.add_lora()
     options = dict(enable_hr=True, hr_scale=1.5, hr_cfg=7.0, steps=4) if hires else {}
     plain = webui.generate(None, prompt=LORA_PROMPT, **options)
